@@ -1,0 +1,11 @@
+"""Distributions and transforms that Pyro does not ship and the model zoo needs."""
+
+from .kumaraswamy import Kumaraswamy, kl_kumaraswamy_beta
+from .stick_breaking import StickBreakingFractions, TruncatedGEM
+
+__all__ = [
+    "Kumaraswamy",
+    "StickBreakingFractions",
+    "TruncatedGEM",
+    "kl_kumaraswamy_beta",
+]
