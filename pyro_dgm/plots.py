@@ -1,6 +1,8 @@
 """Figures: image grids, reconstructions, training curves, latent embeddings, stick usage.
 
-Every function writes one PNG and returns its path; matplotlib runs headless (Agg).
+Every function writes one PNG and returns its path. Figures are built as
+``matplotlib.figure.Figure`` objects, not through pyplot, so the library never changes the
+backend of the session it runs in (a notebook keeps its inline figures) and needs no display.
 """
 
 from __future__ import annotations
@@ -8,30 +10,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
+from torchvision.utils import make_grid
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
-
-import pyro.poutine as poutine  # noqa: E402
+import pyro.poutine as poutine
 
 
 def _save(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
+
+
+def _figure(figsize):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def image_grid(images: torch.Tensor, image_shape: Sequence[int], path, nrow: int = 10,
                title: str | None = None) -> Path:
-    """Flattened images ``(N, H*W)`` in [0, 1] as a grid of ``nrow`` per row."""
+    """Flattened images ``(N, H*W)`` in [0, 1] as a grid of ``nrow`` per row, on grey padding
+    (so that white pixels at an image's edge stay visible, as in the 4x4 bars)."""
     pictures = images.detach().cpu().reshape(-1, 1, *image_shape).clamp(0, 1)
-    grid = make_grid(pictures, nrow=nrow, padding=1, pad_value=1.0)[0]
-    fig, ax = plt.subplots(figsize=(0.6 * nrow, 0.6 * grid.shape[0] / grid.shape[1] * nrow + 0.3))
+    grid = make_grid(pictures, nrow=nrow, padding=1, pad_value=0.5)[0]
+    fig, ax = _figure((0.6 * nrow, 0.6 * grid.shape[0] / grid.shape[1] * nrow + 0.3))
     ax.imshow(grid.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
     if title:
@@ -59,7 +63,7 @@ def reconstructions(model: Callable, guide: Callable, x: torch.Tensor,
 
 def training_curve(history: list[dict], path, title: str = "training loss") -> Path:
     """Loss per example against epoch."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = _figure((5, 3.2))
     ax.plot([h["epoch"] for h in history], [h["loss"] for h in history], marker=".")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss per example (nats)")
@@ -78,7 +82,7 @@ def embedding(codes: torch.Tensor, labels: torch.Tensor | None, path,
         points = centred @ components[:2].T
     else:
         points = centred
-    fig, ax = plt.subplots(figsize=(5, 4.2))
+    fig, ax = _figure((5, 4.2))
     colour = labels.cpu().numpy() if labels is not None else None
     scatter = ax.scatter(points[:, 0], points[:, -1], c=colour, s=4, cmap="tab10", alpha=0.8)
     if labels is not None:
@@ -91,7 +95,7 @@ def embedding(codes: torch.Tensor, labels: torch.Tensor | None, path,
 
 def code_usage(codes: torch.Tensor, path, title: str = "mean code value per dimension") -> Path:
     """Bar chart of the mean of each code dimension (for stick weights: how much each stick gets)."""
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = _figure((6, 3))
     mean = codes.detach().cpu().mean(0)
     ax.bar(range(1, mean.shape[0] + 1), mean.numpy())
     ax.set_xlabel("dimension")

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from urllib.error import URLError
 
 import pytest
 import torch
@@ -26,20 +25,6 @@ FIGURES = ("samples.png", "reconstructions.png", "training_curve.png", "latent_e
 TINY = ["--set", "n_train=50", "--set", "n_test=20", "--set", "hidden=4", "--epochs", "1",
         "--quiet"]
 
-
-@pytest.fixture(autouse=True)
-def download_attempts(monkeypatch):
-    """Every torchvision MNIST download fails as offline; returns the list of attempts."""
-    import torchvision.datasets
-
-    attempts = []
-
-    def offline_mnist(root, train=True, download=False, **kwargs):
-        attempts.append({"root": root, "train": train, "download": download})
-        raise URLError("no network in tests")
-
-    monkeypatch.setattr(torchvision.datasets, "MNIST", offline_mnist)
-    return attempts
 
 
 def train_run(folder: Path, *arguments: str) -> int:

@@ -9,7 +9,6 @@ import gzip
 import pickle
 import struct
 from pathlib import Path
-from urllib.error import URLError
 
 import numpy as np
 import pytest
@@ -26,20 +25,6 @@ FREYFACES_FILE = SHARED_DATA / "freyfaces" / "freyfaces.npy"
 
 # --------------------------------------------------------------------------- fixtures
 
-
-@pytest.fixture(autouse=True)
-def download_attempts(monkeypatch):
-    """Make every torchvision download fail as it would offline; return the list of attempts."""
-    import torchvision.datasets
-
-    attempts = []
-
-    def offline_mnist(root, train=True, download=False, **kwargs):
-        attempts.append({"root": root, "train": train, "download": download})
-        raise URLError("no network in tests")
-
-    monkeypatch.setattr(torchvision.datasets, "MNIST", offline_mnist)
-    return attempts
 
 
 @pytest.fixture(scope="module")

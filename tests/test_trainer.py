@@ -103,18 +103,20 @@ def test_sbvae_long_run_stays_finite():
 X_DIM, Z_DIM = 16, 2
 
 
+def linear_logistic_model(x):
+    """z ~ N(0, I), x ~ Bernoulli(sigmoid(z W + b)) with W, b as pyro.param sites."""
+    weight = pyro.param("weight", lambda: 0.1 * torch.randn(Z_DIM, X_DIM))
+    bias = pyro.param("bias", lambda: torch.zeros(X_DIM))
+    with pyro.plate("data", x.shape[0]):
+        z = pyro.sample("z", dist.Normal(x.new_zeros(Z_DIM), 1.0).to_event(1))
+        pyro.sample("x", dist.Bernoulli(logits=z @ weight + bias).to_event(1), obs=x)
+
+
 def plain_functions(seed=0, update_module_params=False):
     """A linear-logistic VAE as plain functions: pyro.module for the encoder, pyro.param for the decoder."""
     torch.manual_seed(seed)
     encoder = torch.nn.Sequential(torch.nn.Linear(X_DIM, 16), torch.nn.ReLU(),
                                   torch.nn.Linear(16, 2 * Z_DIM))
-
-    def model(x):
-        weight = pyro.param("weight", lambda: 0.1 * torch.randn(Z_DIM, X_DIM))
-        bias = pyro.param("bias", lambda: torch.zeros(X_DIM))
-        with pyro.plate("data", x.shape[0]):
-            z = pyro.sample("z", dist.Normal(x.new_zeros(Z_DIM), 1.0).to_event(1))
-            pyro.sample("x", dist.Bernoulli(logits=z @ weight + bias).to_event(1), obs=x)
 
     def guide(x):
         pyro.module("encoder", encoder, update_module_params=update_module_params)
@@ -126,19 +128,12 @@ def plain_functions(seed=0, update_module_params=False):
     def encode(x):
         return encoder(x)[..., :Z_DIM]
 
-    return model, guide, encode, encoder
+    return linear_logistic_model, guide, encode, encoder
 
 
 def param_only_functions(seed=0):
     """The same pair with every parameter a pyro.param (no module)."""
     torch.manual_seed(seed)
-
-    def model(x):
-        weight = pyro.param("weight", lambda: 0.1 * torch.randn(Z_DIM, X_DIM))
-        bias = pyro.param("bias", lambda: torch.zeros(X_DIM))
-        with pyro.plate("data", x.shape[0]):
-            z = pyro.sample("z", dist.Normal(x.new_zeros(Z_DIM), 1.0).to_event(1))
-            pyro.sample("x", dist.Bernoulli(logits=z @ weight + bias).to_event(1), obs=x)
 
     def guide(x):
         a = pyro.param("a", lambda: 0.1 * torch.randn(X_DIM, Z_DIM))
@@ -147,7 +142,7 @@ def param_only_functions(seed=0):
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", dist.Normal(x @ a + c, log_scale.exp()).to_event(1))
 
-    return model, guide
+    return linear_logistic_model, guide
 
 
 def test_plain_functions_train_and_evaluate_with_a_custom_encode(bars):
