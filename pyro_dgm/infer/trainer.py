@@ -92,6 +92,9 @@ class Trainer:
     nats), averaged over the epoch. With ``checkpoint=PATH`` the state is written atomically
     after every epoch and ``fit(..., resume=True)`` continues from it. A NaN or infinite loss
     stops training with :class:`TrainingDiverged`, leaving the last good checkpoint on disk.
+
+    Creating a Trainer clears Pyro's global param store and seeds Pyro's random state, so that
+    each run starts from its own parameters and ``seed`` alone.
     """
 
     def __init__(self, model: Callable, guide: Callable, objective: str | Any = "elbo", *,
@@ -118,6 +121,7 @@ class Trainer:
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.history: list[dict] = []
         self._prepared = False
+        self._pending_params = None
         pyro.clear_param_store()
         pyro.set_rng_seed(seed)
         self.generator = torch.Generator().manual_seed(seed)
@@ -136,8 +140,8 @@ class Trainer:
     def _prepare(self, batch: torch.Tensor) -> None:
         """Run the programs once, leaving the random state as it was.
 
-        The pass registers every parameter in Pyro's param store (so a checkpoint can be
-        copied into the live tensors), runs the objective's check on the guide trace, and fixes
+        The pass registers every parameter in Pyro's param store (then a restored checkpoint
+        is copied into those live tensors), runs the objective's check on the guide trace, and fixes
         ``max_plate_nesting`` for losses that would otherwise guess it (drawing random numbers
         on their first call, which would make a resumed run differ from an uninterrupted one).
         """
@@ -156,6 +160,8 @@ class Trainer:
         finally:
             pyro.util.set_rng_state(rng_state)
         self._prepared = True
+        if self._pending_params is not None:
+            self._copy_pending_params()
 
     # -- epochs ---------------------------------------------------------------------------
     def fit(self, data, epochs: int, resume: bool = False) -> list[dict]:
@@ -163,7 +169,6 @@ class Trainer:
         if epochs < 0:
             raise PyroDGMError(f"epochs must be zero or more, got {epochs}")
         if resume:
-            self._prepare(data.x[:self.batch_size].to(self.device))
             self.restore()
         epochs_done = len(self.history)
         bar = tqdm(range(epochs_done, epochs), desc="train", unit="epoch",
@@ -216,17 +221,32 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from ``state``: values are copied into the live parameter tensors in place.
+        """Continue from ``state``.
 
-        Copying in place (rather than replacing the param store's tensors) keeps ``PyroModule``
-        parameters, ``pyro.module``-registered networks and ``pyro.param`` sites all pointing at
-        the tensors that the optimizer updates. Call after :meth:`_prepare` has registered them.
+        Parameter values are copied into the live parameter tensors in place, once the first
+        step has registered them (now, if it already has). Copying in place, rather than
+        replacing the param store's tensors, keeps ``PyroModule`` parameters,
+        ``pyro.module``-registered networks and ``pyro.param`` sites all pointing at the tensors
+        that the optimizer updates.
         """
         try:
             for name, module in _modules(self.model, self.guide).items():
                 module.load_state_dict(state["modules"][name])
-            store = pyro.get_param_store()
-            saved = state["param_store"]
+        except (KeyError, RuntimeError) as error:
+            raise PyroDGMError(f"the checkpoint does not fit this model and guide "
+                               f"({str(error).splitlines()[0]})") from None
+        self._pending_params = state["param_store"]
+        if self._prepared:
+            self._copy_pending_params()
+        self.optim.set_state(state["optim"])  # PyroOptim applies it when each parameter appears
+        self.history = list(state["history"])
+        pyro.util.set_rng_state(state["rng"]["pyro"])
+        self.generator.set_state(state["rng"]["batches"])
+
+    def _copy_pending_params(self) -> None:
+        store, saved = pyro.get_param_store(), self._pending_params
+        self._pending_params = None
+        try:
             for name, value in saved["params"].items():
                 if name in store:
                     with torch.no_grad():
@@ -234,13 +254,9 @@ class Trainer:
                 else:  # a parameter the programs create later
                     constraint = saved["constraints"][name]
                     store.setdefault(name, biject_to(constraint)(value), constraint)
-        except (KeyError, RuntimeError) as error:
+        except RuntimeError as error:
             raise PyroDGMError(f"the checkpoint does not fit this model and guide "
                                f"({str(error).splitlines()[0]})") from None
-        self.optim.set_state(state["optim"])
-        self.history = list(state["history"])
-        pyro.util.set_rng_state(state["rng"]["pyro"])
-        self.generator.set_state(state["rng"]["batches"])
 
     def save(self, path: str | Path) -> None:
         save_atomically(self.state_dict(), Path(path))
