@@ -296,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     except PyroDGMError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint written is kept", file=sys.stderr)
         return 130
