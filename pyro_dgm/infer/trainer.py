@@ -82,6 +82,11 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
     return state
 
 
+def _does_not_fit(error: Exception) -> PyroDGMError:
+    return PyroDGMError(f"the checkpoint does not fit this model and guide "
+                        f"({str(error).splitlines()[0]})")
+
+
 class Trainer:
     """Fit ``model``/``guide`` with ``objective`` by stochastic gradient steps on mini-batches.
 
@@ -233,8 +238,7 @@ class Trainer:
             for name, module in _modules(self.model, self.guide).items():
                 module.load_state_dict(state["modules"][name])
         except (KeyError, RuntimeError) as error:
-            raise PyroDGMError(f"the checkpoint does not fit this model and guide "
-                               f"({str(error).splitlines()[0]})") from None
+            raise _does_not_fit(error) from None
         self._pending_params = state["param_store"]
         if self._prepared:
             self._copy_pending_params()
@@ -255,8 +259,7 @@ class Trainer:
                     constraint = saved["constraints"][name]
                     store.setdefault(name, biject_to(constraint)(value), constraint)
         except RuntimeError as error:
-            raise PyroDGMError(f"the checkpoint does not fit this model and guide "
-                               f"({str(error).splitlines()[0]})") from None
+            raise _does_not_fit(error) from None
 
     def save(self, path: str | Path) -> None:
         save_atomically(self.state_dict(), Path(path))
