@@ -190,22 +190,29 @@ def command_train(args) -> None:
           f"({time.perf_counter() - started:.1f} s); writing metrics and figures to {out}")
     metrics = training_metrics(config, history, model, guide, train, test, args.eval_samples)
     write_json(metrics, out / METRICS)
-    figures(model, guide, train, test, history, out)
-    print(f"test ELBO {metrics['test_elbo']:.3f} nats per example")
+    (get_entry(config["model"]).figures or figures)(model, guide, train, test, history, out)
+    if "test_elbo" in metrics:
+        print(f"test ELBO {metrics['test_elbo']:.3f} nats per example")
+
+
+def test_elbo(model, guide, test, num_samples: int) -> dict:
+    """The default held-out numbers of ``metrics.json``: the mean test ELBO per example."""
+    device = next(model.parameters()).device
+    elbo, _ = log_likelihood_bounds(model, guide, observed_data(test, device),
+                                    num_samples=num_samples)
+    return {"test_elbo": elbo.mean().item(), "test_elbo_samples": num_samples}
 
 
 def training_metrics(config, history, model, guide, train, test, eval_samples: int) -> dict:
-    device = resolve_device(config["device"])
     pyro.set_rng_seed(config["seed"])
-    elbo, _ = log_likelihood_bounds(model, guide, observed_data(test, device),
-                                    num_samples=eval_samples)
+    held_out = (get_entry(config["model"]).test_metrics or test_elbo)(model, guide, test,
+                                                                      eval_samples)
     return {
         "model": config["model"], "dataset": config["dataset"], "objective": config["objective"],
         "epochs": len(history), "n_train": len(train), "n_test": len(test),
         "train_seconds": sum(h["seconds"] for h in history),
         "seconds_per_epoch": sum(h["seconds"] for h in history) / max(len(history), 1),
-        "history": history, "test_elbo": elbo.mean().item(),
-        "test_elbo_samples": eval_samples, "hyper": config["hyper"],
+        "history": history, **held_out, "hyper": config["hyper"],
         "data": {k: v for k, v in train.info.items() if isinstance(v, (str, int, float))},
     }
 
@@ -227,8 +234,8 @@ def command_evaluate(args) -> None:
     run_dir = Path(args.run_dir)
     config, model, guide, train, test = restore_run(run_dir, args.device)
     knn = args.knn and test.y is not None
-    metrics = evaluate(model, guide, test, train, iwae_samples=args.iwae_samples, knn=knn,
-                       seed=config["seed"])
+    metrics = (get_entry(config["model"]).evaluate or evaluate)(
+        model, guide, test, train, iwae_samples=args.iwae_samples, knn=knn, seed=config["seed"])
     write_json(metrics, run_dir / EVAL)
     print(json.dumps(metrics, indent=2))
 

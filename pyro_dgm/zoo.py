@@ -22,6 +22,17 @@ class ZooEntry:
     ``build(hyper, data)`` returns ``(model, guide)`` for a :class:`pyro_dgm.data.Dataset`;
     ``hyper`` holds every key of ``defaults`` (overrides validated by :meth:`hyper`).
     ``training`` holds the default ``lr``, ``batch_size`` and ``epochs``.
+
+    Models whose data are not images, or whose programs take more than ``x``, replace the
+    CLI's image-VAE defaults with three optional hooks:
+
+    - ``test_metrics(model, guide, test, num_samples) -> dict``: the held-out numbers written
+      to ``metrics.json`` after training (default: ``{"test_elbo": ...}`` from importance
+      weights);
+    - ``evaluate(model, guide, test, train, *, iwae_samples, knn, seed) -> dict``: what
+      ``pyro-dgm evaluate`` writes to ``eval.json`` (default :func:`pyro_dgm.infer.evaluate`);
+    - ``figures(model, guide, train, test, history, out)``: the PNG figures of a run folder
+      (default: samples, reconstructions, training curve, latent embedding, code usage).
     """
 
     name: str
@@ -36,6 +47,9 @@ class ZooEntry:
     datasets: tuple[str, ...] = ("bars", "mnist", "freyfaces")
     status: str = "ready"
     source: str = ""
+    test_metrics: Callable | None = None
+    evaluate: Callable | None = None
+    figures: Callable | None = None
 
     def hyper(self, overrides: dict | None = None) -> dict:
         """The defaults updated with ``overrides``; an unknown key lists the valid ones."""

@@ -133,16 +133,21 @@ class Trainer:
         self.svi = SVI(model, guide, self.optim, self.loss)
 
     # -- one step -------------------------------------------------------------------------
-    def step(self, batch: torch.Tensor) -> float:
-        """One SVI step on ``batch``; returns the loss per example."""
-        batch = batch.to(self.device)
-        if not self._prepared:
-            self._prepare(batch)
-        loss = self.svi.step(batch)
-        loss = loss[0] if isinstance(loss, tuple) else loss  # e.g. (wake_theta, phi) losses
-        return loss / batch.shape[0]
+    def step(self, batch: torch.Tensor | tuple) -> float:
+        """One SVI step on ``batch``; returns the loss per example.
 
-    def _prepare(self, batch: torch.Tensor) -> None:
+        ``batch`` is the programs' argument, or a tuple of their arguments (e.g. ``(x, y)``
+        for a model of partly labelled data); the first argument's leading dimension counts
+        the examples.
+        """
+        args = tuple(a.to(self.device) for a in (batch if isinstance(batch, tuple) else (batch,)))
+        if not self._prepared:
+            self._prepare(*args)
+        loss = self.svi.step(*args)
+        loss = loss[0] if isinstance(loss, tuple) else loss  # e.g. (wake_theta, phi) losses
+        return loss / args[0].shape[0]
+
+    def _prepare(self, *args: torch.Tensor) -> None:
         """Run the programs once, leaving the random state as it was.
 
         The pass registers every parameter in Pyro's param store (then a restored checkpoint
@@ -153,9 +158,9 @@ class Trainer:
         rng_state = pyro.util.get_rng_state()
         try:
             with poutine.block():
-                guide_trace = poutine.trace(self.guide).get_trace(batch)
+                guide_trace = poutine.trace(self.guide).get_trace(*args)
                 model_trace = poutine.trace(
-                    poutine.replay(self.model, trace=guide_trace)).get_trace(batch)
+                    poutine.replay(self.model, trace=guide_trace)).get_trace(*args)
             if self._check is not None:
                 self._check(guide_trace)
             if getattr(self.loss, "max_plate_nesting", None) == float("inf"):
@@ -190,7 +195,8 @@ class Trainer:
                     loss = math.nan
                 if not math.isfinite(loss):
                     self._diverged(epoch + 1, loss)
-                total, count = total + loss * batch.shape[0], count + batch.shape[0]
+                size = (batch[0] if isinstance(batch, tuple) else batch).shape[0]
+                total, count = total + loss * size, count + size
             entry = {"epoch": epoch + 1, "loss": total / max(count, 1),
                      "seconds": time.perf_counter() - started}
             self.history.append(entry)
