@@ -2,5 +2,6 @@
 
 from pyro_dgm.guides.gaussian import GaussianEncoder
 from pyro_dgm.guides.kumaraswamy import KumaraswamyEncoder
+from pyro_dgm.guides.sbn import SBNRecognition
 
-__all__ = ["GaussianEncoder", "KumaraswamyEncoder"]
+__all__ = ["GaussianEncoder", "KumaraswamyEncoder", "SBNRecognition"]

@@ -34,9 +34,14 @@ class GaussianEncoder(PyroModule):
         self.loc_head = torch.nn.Linear(hidden, z_dim)
         self.scale_head = torch.nn.Linear(hidden, z_dim)
 
-    def posterior(self, x: torch.Tensor) -> dist.Distribution:
-        """``q(z | x)`` as a distribution with batch shape ``x.shape[:-1]``."""
-        h = F.relu(self.body(x))
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        """The hidden layer ``h(x)`` that both heads read (flow guides read it too)."""
+        return F.relu(self.body(x))
+
+    def posterior(self, x: torch.Tensor, context: torch.Tensor | None = None) -> dist.Distribution:
+        """``q(z | x)`` as a distribution with batch shape ``x.shape[:-1]``; ``context`` is
+        ``self.context(x)`` when the caller has it already."""
+        h = self.context(x) if context is None else context
         scale = self.min_scale + F.softplus(self.scale_head(h))
         return dist.Normal(self.loc_head(h), scale).to_event(1)
 

@@ -1,4 +1,4 @@
-"""The command line: ``pyro-dgm list | train | evaluate | sample``.
+"""The command line: ``pyro-dgm list | train | evaluate | sample | compare``.
 
 Every run lives in one folder: ``config.json`` (how it was made), ``checkpoint.pt``,
 ``metrics.json`` (training), ``eval.json`` (``evaluate``) and PNG figures. Bad input prints one
@@ -49,22 +49,30 @@ def parse_settings(pairs: list[str]) -> dict:
     return settings
 
 
-def split_settings(model: str, dataset: str, objective: str, settings: dict) -> dict:
-    """Route ``--set`` keys to the model's hyper-parameters, the objective, or the data set."""
-    entry, spec = get_entry(model), get_objective(objective)
+def split_settings(model: str, dataset: str, objective: str | None, settings: dict) -> dict:
+    """Route ``--set`` keys to the model's hyper-parameters, the objective, or the data set.
+
+    With ``objective=None`` (``compare``: several objectives) no objective option is taken;
+    those go in each objective's spec instead.
+    """
+    entry = get_entry(model)
+    objective_keys = get_objective(objective).options if objective is not None else {}
     data_keys = {"binarize", *dataset_options(dataset)}
     routed = {"hyper": {}, "objective_options": {}, "data_options": {}}
     for key, value in settings.items():
         if key in entry.defaults:
             routed["hyper"][key] = value
-        elif key in spec.options:
+        elif key in objective_keys:
             routed["objective_options"][key] = value
         elif key in data_keys:
             routed["data_options"][key] = value
         else:
-            valid = sorted({*entry.defaults, *spec.options, *data_keys})
-            raise PyroDGMError(f"unknown setting {key!r} for model {model!r}, objective "
-                               f"{objective!r} and data set {dataset!r}; valid: {', '.join(valid)}")
+            valid = sorted({*entry.defaults, *objective_keys, *data_keys})
+            hint = ("" if objective is not None else
+                    " (objective options go in the spec, e.g. iwae:particles=5)")
+            raise PyroDGMError(f"unknown setting {key!r} for model {model!r}"
+                               + (f", objective {objective!r}" if objective else "")
+                               + f" and data set {dataset!r}; valid: {', '.join(valid)}{hint}")
     return routed
 
 
@@ -251,6 +259,31 @@ def command_sample(args) -> None:
     print(f"wrote {path}")
 
 
+def command_compare(args) -> None:
+    """Train one model under several objectives with the same data, weights, budget and seeds."""
+    from pyro_dgm.infer.compare import compare, parse_seeds, split_objective_list
+
+    if args.epochs is not None and args.seconds is not None:
+        raise PyroDGMError("give --epochs or --seconds, not both")
+    entry = get_entry(args.model)
+    if args.dataset not in available_datasets():
+        raise PyroDGMError(f"unknown data set {args.dataset!r}; expected one of "
+                           f"{', '.join(available_datasets())}")
+    routed = split_settings(entry.name, args.dataset, None, parse_settings(args.set))
+    hyper, data_options = routed["hyper"], routed["data_options"]
+    results = compare(
+        entry.name, split_objective_list(args.objectives), dataset=args.dataset,
+        seeds=parse_seeds(args.seeds), epochs=args.epochs, seconds=args.seconds, lr=args.lr,
+        batch_size=args.batch_size, hyper=hyper, data_options=data_options,
+        data_dir=args.data_dir, iwae_samples=args.iwae_samples, eval_examples=args.eval_examples,
+        variance_samples=args.variance_samples, variance_warmup=args.variance_warmup,
+        device=args.device, progress=not args.quiet)
+    out = Path(args.out)
+    results.write(out)
+    print(results.to_markdown())
+    print(f"wrote compare.csv, compare.md, compare.json and figures to {out}")
+
+
 # -- parser -------------------------------------------------------------------------------
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyro-dgm", description=__doc__.splitlines()[0])
@@ -289,11 +322,39 @@ def make_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", choices=["cpu", "cuda"])
+
+    compare = commands.add_parser("compare", help="train one model under several objectives; "
+                                                  "writes DIR/compare.{csv,md,json} and figures")
+    compare.add_argument("model")
+    compare.add_argument("--objectives", required=True,
+                         help="comma-separated specs name[:key=value,...], e.g. "
+                              "elbo,iwae:particles=5,iwae:particles=50")
+    compare.add_argument("--epochs", type=int, help="budget in epochs (default: the model's)")
+    compare.add_argument("--seconds", type=float, help="budget in seconds of training time")
+    compare.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    compare.add_argument("--dataset", default="bars")
+    compare.add_argument("--batch-size", type=int)
+    compare.add_argument("--lr", type=float)
+    compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="a hyper-parameter or data option, shared by every run")
+    compare.add_argument("--iwae-samples", type=int, default=100,
+                         help="k of the IWAE-k NLL, the same for every objective")
+    compare.add_argument("--eval-examples", type=int, default=500,
+                         help="held-out examples the NLL is estimated on")
+    compare.add_argument("--variance-samples", type=int, default=100,
+                         help="gradient estimates for the guide-gradient variance (0: skip)")
+    compare.add_argument("--variance-warmup", type=int, default=0,
+                         help="epochs of the first objective before measuring gradient variance "
+                              "(default 0: at the initial weights)")
+    compare.add_argument("--out", required=True, help="output folder")
+    compare.add_argument("--data-dir", help="where data files are")
+    compare.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    compare.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 
 
 COMMANDS = {"list": command_list, "train": command_train, "evaluate": command_evaluate,
-            "sample": command_sample}
+            "sample": command_sample, "compare": command_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

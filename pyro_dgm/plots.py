@@ -7,6 +7,7 @@ backend of the session it runs in (a notebook keeps its inline figures) and need
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -101,4 +102,130 @@ def code_usage(codes: torch.Tensor, path, title: str = "mean code value per dime
     ax.set_xlabel("dimension")
     ax.set_ylabel("mean over data")
     ax.set_title(title)
+    return _save(fig, path)
+
+
+# -- comparing objectives (pyro-dgm compare) ----------------------------------------------
+def _colours(labels: Sequence[str]) -> dict:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return {label: cmap(i % 10) for i, label in enumerate(labels)}
+
+
+def nll_vs_time(runs: list[dict], path, k: int | None = None,
+                title: str = "held-out NLL against training time") -> Path:
+    """Held-out NLL against training wall-clock seconds: one colour per objective label.
+
+    ``runs`` are :class:`pyro_dgm.infer.compare.Comparison` runs (``label``, ``seed``,
+    ``curve``); each seed is a thin line, the mean over seeds (checkpoint by checkpoint) a
+    thick one.
+    """
+    labels = list(dict.fromkeys(run["label"] for run in runs))
+    colours = _colours(labels)
+    fig, ax = _figure((6, 4))
+    for label in labels:
+        curves = [run["curve"] for run in runs if run["label"] == label]
+        for curve in curves:
+            ax.plot([p["seconds"] for p in curve], [p["nll"] for p in curve],
+                    color=colours[label], lw=0.7, alpha=0.45)
+        length = min(len(curve) for curve in curves)
+        mean_time = [sum(c[i]["seconds"] for c in curves) / len(curves) for i in range(length)]
+        mean_nll = [sum(c[i]["nll"] for c in curves) / len(curves) for i in range(length)]
+        ax.plot(mean_time, mean_nll, color=colours[label], lw=2, marker=".",
+                label=f"{label} ({len(curves)} seeds)" if len(curves) > 1 else label)
+    ax.set_xlabel("training wall-clock (s, evaluation excluded)")
+    ax.set_ylabel(f"held-out NLL, IWAE-{k} (nats)" if k else "held-out NLL (nats)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _summary_bars(summary: list[dict], metric: str, path, ylabel: str, title: str,
+                  log: bool = False, ax=None) -> Path | None:
+    """Bars of ``summary[i][metric]["mean"]`` with one-std error bars, one colour per label;
+    draws on ``ax`` (and returns None) when given one, else saves a new figure to ``path``."""
+    labels = [row["label"] for row in summary]
+    colours = _colours(labels)
+    means = [row[metric]["mean"] for row in summary]
+    errors = [row[metric]["std"] for row in summary]
+    fig = None
+    if ax is None:
+        fig, ax = _figure((max(4, 1.1 * len(labels) + 1.5), 3.6))
+    finite = [m for m in means if math.isfinite(m) and (m > 0 or not log)]
+    if log and finite:  # bars start from the decade below the smallest, not from 0
+        bottom = 10 ** math.floor(math.log10(min(finite)))
+        ax.bar(range(len(labels)), [m - bottom for m in means], bottom=bottom, yerr=errors,
+               capsize=4, color=[colours[label] for label in labels])
+        ax.set_yscale("log")
+    else:
+        ax.bar(range(len(labels)), means, yerr=errors, capsize=4,
+               color=[colours[label] for label in labels])
+        if finite and metric.endswith("nll"):  # NLLs differ by little: zoom on the bars' tops
+            spread = max(finite) - min(finite) + max([e for e in errors if e == e], default=0)
+            ax.set_ylim(min(finite) - max(spread, 0.05 * abs(min(finite))), None)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path) if fig is not None else None
+
+
+def final_nll(summary: list[dict], path, k: int | None = None,
+              title: str = "final held-out NLL (mean ± std over seeds)") -> Path:
+    """Bars of the final NLL per objective label, with error bars of one std over seeds."""
+    return _summary_bars(summary, "final_nll", path,
+                         f"NLL, IWAE-{k} (nats)" if k else "NLL (nats)", title)
+
+
+def grad_variance(summary: list[dict], path,
+                  title: str = "guide gradient at a fixed point (mean ± std over seeds)") -> Path:
+    """Two panels per objective label: the total variance (trace of the covariance, log scale)
+    of the guide-gradient estimator, and its signal-to-noise ratio ``|mean| / sqrt(tr Cov)``."""
+    fig = Figure(figsize=(max(7, 2.2 * len(summary) + 3), 3.6))
+    left, right = fig.subplots(1, 2)
+    _summary_bars(summary, "grad_total_variance", None, "tr Cov (per-example gradient)",
+                  "total variance", log=True, ax=left)
+    _summary_bars(summary, "grad_snr", None, "|mean| / sqrt(tr Cov)", "signal-to-noise ratio",
+                  ax=right)
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def mixture_fit(x: torch.Tensor, weights: torch.Tensor, means: torch.Tensor,
+                scales: torch.Tensor, path, truth: dict | None = None, threshold: float = 0.01,
+                title: str = "fitted mixture") -> Path:
+    """A fitted Gaussian mixture on its data (first two coordinates; 1-D data drawn on a line):
+    the points, a 2-sigma ellipse per component with weight above ``threshold`` (bolder for more
+    weight), the generating means when ``truth`` is given; beside it, every component's weight."""
+    from matplotlib.patches import Ellipse
+
+    def first_two(t, fill=0.0):
+        t = t.detach().cpu().float()
+        return t[..., :2] if t.shape[-1] > 1 else torch.cat([t, torch.full_like(t, fill)], -1)
+
+    points, centres, spreads = first_two(x), first_two(means), first_two(scales, fill=0.02)
+    weights = weights.detach().cpu()
+    fig = Figure(figsize=(10, 4.2))
+    ax, bars = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
+    ax.scatter(points[:, 0], points[:, 1], s=2, c="0.6", alpha=0.5, rasterized=True)
+    for k in torch.nonzero(weights > threshold).flatten().tolist():
+        centre = centres[k].tolist()
+        ax.add_patch(Ellipse(centre, 4 * spreads[k, 0].item(), 4 * spreads[k, 1].item(),
+                             fill=False, lw=2, color="C3",
+                             alpha=float(0.35 + 0.65 * weights[k] / weights.max())))
+        ax.annotate(str(k + 1), centre, color="C3", fontsize=8, ha="center", va="center")
+    if truth is not None:
+        true_means = first_two(truth["means"])
+        ax.scatter(true_means[:, 0], true_means[:, 1], marker="x", c="k", s=40,
+                   label="generating means")
+        ax.legend(loc="best", fontsize=8)
+    ax.set_title(f"{title}: {int((weights > threshold).sum())} components with weight > {threshold:g}",
+                 fontsize=10)
+    bars.bar(range(1, len(weights) + 1), weights.numpy(), color="C0")
+    bars.axhline(threshold, color="k", lw=0.8, ls="--")
+    bars.set_xlabel("component k (stick order)")
+    bars.set_ylabel("posterior mean weight E[pi_k]")
     return _save(fig, path)

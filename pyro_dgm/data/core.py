@@ -299,3 +299,20 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "mnist": mnist.load_mnist,
     "freyfaces": freyfaces.load_freyfaces,
 }
+
+from pyro_dgm.data import synthetic  # noqa: E402
+
+DATASETS["gaussian-clusters"] = synthetic.load_gaussian_clusters
+
+from pyro_dgm.data import polyreg as _polyreg  # noqa: E402
+
+DATASETS["polyreg"] = _polyreg.load_polyreg
+
+from pyro_dgm.data import semi_supervised as _semi_supervised  # noqa: E402
+
+DATASETS["mnist-ssl"] = _semi_supervised.load_mnist_ssl
+DATASETS["bars-ssl"] = _semi_supervised.load_bars_ssl
+
+from pyro_dgm.data import multi_mnist as _multi_mnist  # noqa: E402
+
+DATASETS["multi-mnist"] = _multi_mnist.load_multi_mnist

@@ -2,10 +2,14 @@
 
 from .kumaraswamy import Kumaraswamy, kl_kumaraswamy_beta
 from .stick_breaking import StickBreakingFractions, TruncatedGEM
+from .flows import FLOWS, ConditionalSylvester, conditional_flow
 
 __all__ = [
     "Kumaraswamy",
     "StickBreakingFractions",
     "TruncatedGEM",
     "kl_kumaraswamy_beta",
+    "FLOWS",
+    "ConditionalSylvester",
+    "conditional_flow",
 ]

@@ -16,6 +16,11 @@ from pyro_dgm.infer.objectives import (
     register_objective,
 )
 from pyro_dgm.infer.trainer import Trainer, TrainingDiverged, load_checkpoint
+from pyro_dgm.infer.compare import compare, gradient_variance  # noqa: F401  (pyro-dgm compare)
+from pyro_dgm.infer import wake_sleep  # noqa: F401  (registers rws, wake-sleep, prior-is, nvil)
+from pyro_dgm.infer import csis  # noqa: F401  (registers sleep, csis)
+from pyro_dgm.infer import semi_supervised  # noqa: F401  (registers enum-elbo, ss-elbo)
+from pyro_dgm.infer import stepwise  # noqa: F401  (registers tracegraph-steps)
 
 __all__ = [
     "OBJECTIVES", "Objective", "Trainer", "TrainingDiverged", "active_dims", "build_objective",

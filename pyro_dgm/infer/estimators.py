@@ -73,6 +73,35 @@ def _per_example(site: dict, n_particle_dims: int) -> torch.Tensor:
     return log_prob.reshape(log_prob.shape[0], log_prob.shape[n_particle_dims + data_dim])
 
 
+def importance_traces(model: Callable, guide: Callable, x: torch.Tensor, num_samples: int,
+                      max_plate_nesting: int):
+    """``(model_trace, guide_trace)`` for ``num_samples`` vectorized draws from the guide.
+
+    The particles are an outer ``plate`` at dim ``-(max_plate_nesting + 1)`` (no Python loop).
+    Nothing is blocked, so parameters stay visible to an enclosing SVI step: training
+    objectives call this directly, estimators through :func:`log_importance_weights`.
+    """
+    particles = pyro.plate("_particles", num_samples, dim=-(max_plate_nesting + 1))
+    guide_trace = poutine.trace(particles(guide)).get_trace(x)
+    model_trace = poutine.trace(poutine.replay(particles(model), trace=guide_trace)).get_trace(x)
+    return model_trace, guide_trace
+
+
+def per_example_log_density(trace, max_plate_nesting: int, observed: bool | None = None):
+    """``sum`` of a trace's site log-densities per particle and example, shape ``(k, N)``.
+
+    ``observed=True`` keeps only observed sites, ``False`` only latent ones, ``None`` all.
+    Deterministic sites are left out.
+    """
+    trace.compute_log_prob()
+    total = 0.0
+    for site in _sample_sites(trace):
+        if site["infer"].get("_deterministic") or observed not in (None, site["is_observed"]):
+            continue
+        total = total + _per_example(site, max_plate_nesting + 1)
+    return total
+
+
 def log_importance_weights(model: Callable, guide: Callable, x: torch.Tensor, num_samples: int,
                            max_plate_nesting: int | None = None) -> torch.Tensor:
     """``log p(x_n, z_s) - log q(z_s | x_n)`` for ``num_samples`` draws, shape ``(num_samples, N)``.
@@ -81,22 +110,12 @@ def log_importance_weights(model: Callable, guide: Callable, x: torch.Tensor, nu
     """
     if max_plate_nesting is None:
         max_plate_nesting = guess_max_plate_nesting(model, guide, x)
-    particles = pyro.plate("_particles", num_samples, dim=-(max_plate_nesting + 1))
     with poutine.block():
-        guide_trace = poutine.trace(particles(guide)).get_trace(x)
-        model_trace = poutine.trace(
-            poutine.replay(particles(model), trace=guide_trace)).get_trace(x)
-    model_trace.compute_log_prob()
-    guide_trace.compute_log_prob()
-    n_dims = max_plate_nesting + 1
-    log_weights = x.new_zeros(num_samples, x.shape[0])
-    for site in _sample_sites(model_trace):
-        if not site["infer"].get("_deterministic"):
-            log_weights = log_weights + _per_example(site, n_dims)
-    for site in _sample_sites(guide_trace):
-        if not site["is_observed"]:
-            log_weights = log_weights - _per_example(site, n_dims)
-    return log_weights
+        model_trace, guide_trace = importance_traces(model, guide, x, num_samples,
+                                                     max_plate_nesting)
+    log_joint = per_example_log_density(model_trace, max_plate_nesting)
+    log_proposal = per_example_log_density(guide_trace, max_plate_nesting, observed=False)
+    return x.new_zeros(num_samples, x.shape[0]) + log_joint - log_proposal
 
 
 def _batches(x: torch.Tensor, batch_size: int):

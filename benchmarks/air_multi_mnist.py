@@ -1,0 +1,157 @@
+"""Benchmark: AIR on multi-MNIST under a wall-clock budget; held-out count accuracy over time.
+
+Trains the zoo's ``air`` entry (``TraceGraph_ELBO`` with data-dependent baselines, or any
+objective it lists) with the Trainer's steps, evaluates the count accuracy of the guide's most
+probable scene on held-out canvases (held-out digits) every ``--eval-every`` steps, and writes
+into ``--out``:
+
+- ``curve.json``: ``[{"step", "seconds", "epoch", "loss", "count_accuracy"}, ...]``;
+- ``summary.json``: settings, final count accuracy, confusion matrix, per-count accuracy,
+  seconds per step and per epoch, the profile's top operators;
+- ``profile.txt``: ``torch.profiler`` table of a few steps (where the time goes);
+- figures: ``count_accuracy.png``, ``confusion.png``, ``boxes.png``, ``reconstructions.png``.
+
+    OMP_NUM_THREADS=1 python benchmarks/air_multi_mnist.py --minutes 30 --out /tmp/air_bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from pyro_dgm import plots
+from pyro_dgm.data import load_dataset
+from pyro_dgm.infer import Trainer
+from pyro_dgm.infer import counting
+from pyro_dgm.zoo import get_entry
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30.0, help="training wall-clock budget")
+    parser.add_argument("--eval-every", type=int, default=250, help="steps between evaluations")
+    parser.add_argument("--n-train", type=int, default=10_000)
+    parser.add_argument("--n-test", type=int, default=1_000)
+    parser.add_argument("--max-digits", type=int, default=2)
+    parser.add_argument("--objective", default=None, help="default: the zoo's (tracegraph-steps)")
+    parser.add_argument("--lr", type=float, default=None, help="default: the zoo's (1e-4)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the zoo's (64)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an AIR hyper-parameter, e.g. baseline_lr_scale=100")
+    parser.add_argument("--profile-steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", default="air_bench")
+    return parser.parse_args(argv)
+
+
+def hyper_overrides(pairs: list[str]) -> dict:
+    overrides = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        overrides[key] = float(value) if "." in value or "e" in value else int(value)
+    return overrides
+
+
+def profile_steps(trainer: Trainer, batches, steps: int) -> tuple[str, list[dict]]:
+    """Profile ``steps`` training steps; returns the table and the top operators by self CPU time."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            trainer.step(next(batches))
+    averages = prof.key_averages()
+    table = averages.table(sort_by="self_cpu_time_total", row_limit=25)
+    total = sum(e.self_cpu_time_total for e in averages) or 1.0
+    top = sorted(averages, key=lambda e: -e.self_cpu_time_total)[:12]
+    return table, [{"op": e.key, "self_seconds_per_step": e.self_cpu_time_total / 1e6 / steps,
+                    "fraction": e.self_cpu_time_total / total} for e in top]
+
+
+def endless_batches(data, batch_size: int, generator: torch.Generator):
+    epoch = 0
+    while True:
+        epoch += 1
+        for batch in data.batches(batch_size, generator=generator, drop_last=True):
+            yield batch
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    entry = get_entry("air")
+    hyper = entry.hyper(hyper_overrides(args.set))
+    lr = args.lr or entry.training["lr"]
+    batch_size = args.batch_size or entry.training["batch_size"]
+    options = {"n_train": args.n_train, "n_test": args.n_test, "max_digits": args.max_digits}
+    train = load_dataset("multi-mnist", "train", data_dir=args.data_dir, seed=args.seed, **options)
+    test = load_dataset("multi-mnist", "test", data_dir=args.data_dir, seed=args.seed, **options)
+    hyper["steps"] = max(hyper["steps"], args.max_digits + 1)
+    model, guide = entry.build(hyper, train)
+    args.objective = args.objective or entry.objective
+    trainer = Trainer(model, guide, args.objective, lr=lr, batch_size=batch_size, seed=args.seed,
+                      progress=False)
+    batches = endless_batches(train, batch_size, trainer.generator)
+    steps_per_epoch = train.n // batch_size
+
+    table, top = profile_steps(trainer, batches, args.profile_steps)
+    (out / "profile.txt").write_text(table)
+    step, losses, curve = args.profile_steps, [], []
+    budget = 60.0 * args.minutes
+    train_seconds, eval_seconds = 0.0, 0.0
+    while True:
+        started = time.perf_counter()
+        loss = trainer.step(next(batches))
+        train_seconds += time.perf_counter() - started
+        step += 1
+        losses.append(loss)
+        if not math.isfinite(loss):
+            print(f"step {step}: loss {loss}; stopping", flush=True)
+            break
+        done = train_seconds >= budget
+        if step % args.eval_every == 0 or done:
+            started = time.perf_counter()
+            metrics = counting.count_metrics(guide, test)
+            eval_seconds += time.perf_counter() - started
+            point = {"step": step, "seconds": train_seconds, "epoch": step / steps_per_epoch,
+                     "loss": sum(losses) / len(losses), "count_accuracy": metrics["count_accuracy"]}
+            curve.append(point)
+            losses = []
+            print(json.dumps(point), flush=True)
+            (out / "curve.json").write_text(json.dumps(curve, indent=1))
+        if done:
+            break
+
+    final = counting.count_metrics(guide, test)
+    seconds_per_step = train_seconds / max(step - args.profile_steps, 1)
+    summary = {
+        "settings": {"lr": lr, "batch_size": batch_size, "objective": args.objective,
+                     "hyper": hyper, "data": options, "seed": args.seed,
+                     "threads": args.threads, "minutes": args.minutes},
+        "steps": step, "epochs": step / steps_per_epoch, "train_seconds": train_seconds,
+        "eval_seconds": eval_seconds, "seconds_per_step": seconds_per_step,
+        "seconds_per_epoch": seconds_per_step * steps_per_epoch,
+        "best_count_accuracy": max(c["count_accuracy"] for c in curve) if curve else None,
+        **final, "profile_top": top,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    counting.accuracy_curve(curve, out / "count_accuracy.png")
+    counting.confusion_figure(final["confusion"], out / "confusion.png")
+    counting.boxes(guide, test.x[:16], test.image_shape, out / "boxes.png", true_counts=test.y[:16])
+    plots.reconstructions(model, guide, test.x[:10], test.image_shape, out / "reconstructions.png")
+    torch.save({"model": model.state_dict(), "guide": guide.state_dict(), "hyper": hyper},
+               out / "air.pt")
+    print(json.dumps({k: summary[k] for k in ("steps", "seconds_per_step", "seconds_per_epoch",
+                                              "count_accuracy", "best_count_accuracy")}), flush=True)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
