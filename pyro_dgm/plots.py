@@ -134,6 +134,10 @@ def nll_vs_time(runs: list[dict], path, k: int | None = None,
         mean_nll = [sum(c[i]["nll"] for c in curves) / len(curves) for i in range(length)]
         ax.plot(mean_time, mean_nll, color=colours[label], lw=2, marker=".",
                 label=f"{label} ({len(curves)} seeds)" if len(curves) > 1 else label)
+    trained = [p["nll"] for run in runs for p in run["curve"][1:] if math.isfinite(p["nll"])]
+    if trained:  # the untrained starting point would squash the curves: let it run off the top
+        low, high = min(trained), max(trained)
+        ax.set_ylim(low - 0.05 * (high - low + 1e-9), high + 0.15 * (high - low + 1e-9))
     ax.set_xlabel("training wall-clock (s, evaluation excluded)")
     ax.set_ylabel(f"held-out NLL, IWAE-{k} (nats)" if k else "held-out NLL (nats)")
     ax.set_title(title)
