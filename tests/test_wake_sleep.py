@@ -190,6 +190,27 @@ def test_nvil_learns_one_baseline_per_discrete_site():
     assert any(not torch.equal(before[n], pyro.param(n)) for n in names)
 
 
+def test_nvil_baselines_resume_from_the_checkpoint(tmp_path):
+    train = load_dataset("bars", "train", binarize="static", n_train=200)
+    checkpoint = tmp_path / "nvil.pt"
+
+    def trainer():
+        model, guide = SigmoidBeliefNet(16, [6]), SBNRecognition(16, [6])
+        return Trainer(model, guide, "nvil", lr=1e-2, batch_size=50, progress=False,
+                       checkpoint=checkpoint)
+
+    trainer().fit(train, 2)
+    saved = torch.load(checkpoint, weights_only=False)["param_store"]["params"]
+    baseline_names = [n for n in saved if n.startswith("nvil_baselines")]
+    resumed = trainer()
+    resumed.fit(train, 3, resume=True)
+    store = pyro.get_param_store()
+    for name, parameter in zip(baseline_names, resumed.loss.baselines.parameters()):
+        assert parameter is store.get_param(name)           # the network trains the store's tensor
+    moved = [not torch.equal(saved[n], store.get_param(n)) for n in baseline_names]
+    assert any(moved) and all(torch.isfinite(store.get_param(n)).all() for n in baseline_names)
+
+
 # -- the model and its training --------------------------------------------------------------
 def test_iwae_refuses_the_discrete_guide():
     train = load_dataset("bars", "train", n_train=100)

@@ -188,7 +188,9 @@ class NVIL(TraceGraph_ELBO):
                 for name, site in trace.nodes.items()
                 if site["type"] == "sample" and not site["is_observed"]
                 and not site_is_subsample(site) and not site["fn"].has_rsample}).to(x.device)
-        pyro.module("nvil_baselines", self.baselines)
+        # update_module_params: after a resume the param store already holds the baselines'
+        # saved values; the networks must then compute with (and train) those tensors
+        pyro.module("nvil_baselines", self.baselines, update_module_params=True)
         return _BaselineInputs(self.baselines, x)(guide)
 
     def fit_baselines(self, model, guide, x: torch.Tensor, steps: int = 200,
