@@ -34,8 +34,7 @@ import pyro.poutine as poutine
 from pyro.infer import CSIS, ELBO
 from pyro.poutine import Trace
 
-from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.infer.objectives import Objective, register_objective
+from pyro_dgm.infer.objectives import Objective, check_particles, register_objective
 
 
 def observations_of(model_trace: Trace) -> dict:
@@ -67,9 +66,7 @@ class Sleep(ELBO):
     """
 
     def __init__(self, particles: int = 1):
-        if not isinstance(particles, int) or isinstance(particles, bool) or particles < 1:
-            raise PyroDGMError(f"particles must be a positive whole number, got {particles!r}")
-        super().__init__(num_particles=particles)
+        super().__init__(num_particles=check_particles(particles))
         self.particles = particles
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
@@ -98,9 +95,7 @@ class PyroCSIS(ELBO):
     gradients are summed over the batch, as :class:`Sleep`'s are)."""
 
     def __init__(self, particles: int = 1):
-        if not isinstance(particles, int) or isinstance(particles, bool) or particles < 1:
-            raise PyroDGMError(f"particles must be a positive whole number, got {particles!r}")
-        super().__init__(num_particles=particles)
+        super().__init__(num_particles=check_particles(particles))
         self.particles = particles
 
     def _run(self, model, guide, args, kwargs, grads: bool) -> float:

@@ -73,9 +73,15 @@ def build_objective(name: str, **options) -> Any:
     return objective.build(**{**objective.options, **options})
 
 
-def _particle_options(particles: int) -> dict:
+def check_particles(particles: int) -> int:
+    """``particles`` if it is a positive whole number; else one sentence saying so."""
     if not isinstance(particles, int) or isinstance(particles, bool) or particles < 1:
         raise PyroDGMError(f"particles must be a positive whole number, got {particles!r}")
+    return particles
+
+
+def _particle_options(particles: int) -> dict:
+    check_particles(particles)
     return {"num_particles": particles, "vectorize_particles": particles > 1}
 
 

@@ -55,7 +55,7 @@ from pyro_dgm.infer.estimators import (
     importance_traces,
     per_example_log_density,
 )
-from pyro_dgm.infer.objectives import Objective, register_objective
+from pyro_dgm.infer.objectives import Objective, check_particles, register_objective
 from pyro_dgm.nn import MLP
 
 PROPOSALS = ("guide", "prior")
@@ -78,8 +78,7 @@ class PerDatapointRWS(ELBO):
 
     def __init__(self, num_particles: int = 5, insomnia: float = 1.0, proposal: str = "guide",
                  max_plate_nesting: float = float("inf")):
-        if not isinstance(num_particles, int) or isinstance(num_particles, bool) or num_particles < 1:
-            raise PyroDGMError(f"particles must be a positive whole number, got {num_particles!r}")
+        check_particles(num_particles)
         if not 0.0 <= insomnia <= 1.0:
             raise PyroDGMError(f"insomnia must lie in [0, 1], got {insomnia!r}")
         if proposal not in PROPOSALS:
