@@ -44,7 +44,8 @@ from pyro.nn import PyroModule
 
 from pyro_dgm.distributions import Kumaraswamy
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.models.dp_mixture import check_points, log_stick_weights
+from pyro_dgm.distributions import log_stick_weights
+from pyro_dgm.models.dp_mixture import check_points
 
 STICK_POSTERIORS = ("kumaraswamy", "beta")
 INIT_SPREAD = 1.0  # the initial spread of every component, as a fraction of the data's

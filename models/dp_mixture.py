@@ -44,23 +44,16 @@ per point. The guide applies the same scale to its global sites.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 import pyro
 import pyro.distributions as dist
 import pyro.poutine as poutine
 from pyro.nn import PyroModule
 
+from pyro_dgm.distributions import log_stick_weights
 from pyro_dgm.errors import PyroDGMError
 
 PRIOR_SPREAD = 0.1  # a component's expected spread, as a fraction of the data's
-
-
-def log_stick_weights(fractions: torch.Tensor) -> torch.Tensor:
-    r"""``log pi`` (T values) from ``T - 1`` stick fractions, in log space:
-    :math:`\log \pi_k = \log v_k + \sum_{j<k} \log(1 - v_j)`, :math:`\log \pi_T = \sum_j \log(1 - v_j)`."""
-    log_left = F.pad(torch.log1p(-fractions).cumsum(-1), [1, 0])
-    return torch.cat([fractions.log() + log_left[..., :-1], log_left[..., -1:]], dim=-1)
 
 
 def mixture_distribution(log_weights: torch.Tensor, means: torch.Tensor,

@@ -24,6 +24,15 @@ def _log_sticks_left(fractions):
     return F.pad(torch.log1p(-fractions).cumsum(-1), [1, 0])
 
 
+def log_stick_weights(fractions: torch.Tensor) -> torch.Tensor:
+    r"""``log pi`` (``K + 1`` values) from ``K`` stick fractions, in log space:
+    :math:`\log \pi_k = \log v_k + \sum_{j<k} \log(1 - v_j)`,
+    :math:`\log \pi_{K+1} = \sum_{j \le K} \log(1 - v_j)` (the log of
+    :class:`StickBreakingFractions`' output, without leaving log space)."""
+    log_left = _log_sticks_left(fractions)
+    return torch.cat([fractions.log() + log_left[..., :-1], log_left[..., -1:]], dim=-1)
+
+
 class StickBreakingFractions(Transform):
     r"""
     Bijection from :math:`K` stick fractions :math:`v \in (0, 1)^K` to :math:`K + 1`

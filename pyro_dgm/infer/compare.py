@@ -55,9 +55,15 @@ import pyro
 import pyro.poutine as poutine
 
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.infer.estimators import log_likelihood_bounds, plate_nesting
+from pyro_dgm.infer.estimators import log_likelihood_bounds
 from pyro_dgm.infer.objectives import build_objective, get_objective
-from pyro_dgm.infer.trainer import Trainer, TrainingDiverged, resolve_device
+from pyro_dgm.infer.trainer import (
+    Trainer,
+    TrainingDiverged,
+    program_traces,
+    resolve_device,
+    set_plate_nesting,
+)
 
 
 # -- objective specs ----------------------------------------------------------------------
@@ -157,21 +163,6 @@ def guide_parameters(guide: Callable, *args) -> dict[str, torch.Tensor]:
     store = pyro.get_param_store()
     return {name: store.get_param(name).unconstrained()
             for name, site in trace.nodes.items() if site["type"] == "param"}
-
-
-def fix_plate_nesting(loss, model: Callable, guide: Callable, *args) -> None:
-    """Set ``max_plate_nesting`` of a Pyro ELBO that would guess it (as the Trainer does)."""
-    if getattr(loss, "max_plate_nesting", None) != float("inf"):
-        return
-    rng_state = pyro.util.get_rng_state()
-    try:
-        with poutine.block():
-            guide_trace = poutine.trace(guide).get_trace(*args)
-            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args)
-    finally:
-        pyro.util.set_rng_state(rng_state)
-    loss.max_plate_nesting = (plate_nesting(guide_trace, model_trace)
-                              + int(getattr(loss, "vectorize_particles", False)))
 
 
 def gradient_variance(model: Callable, guide: Callable, loss, batch, num_estimates: int = 100,
@@ -618,7 +609,7 @@ def _variances(specs, build_at, seed, x, num_estimates, warmup, train, lr, batch
             model.load_state_dict(point[0])
             guide.load_state_dict(point[1])
         loss = build_objective(spec.name, **spec.options)
-        fix_plate_nesting(loss, model, guide, x)
+        set_plate_nesting(loss, *program_traces(model, guide, x))
         if hasattr(loss, "fit_baselines"):  # e.g. NVIL: its baselines fitted at this point too
             loss.fit_baselines(model, guide, x)
         stats = gradient_variance(model, guide, loss, x, num_estimates=num_estimates, seed=seed)

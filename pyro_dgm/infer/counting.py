@@ -18,13 +18,10 @@ from matplotlib.patches import Rectangle
 from pyro_dgm import plots
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer.estimators import log_likelihood_bounds
+from pyro_dgm.infer.evaluate import _device_of
 from pyro_dgm.nn.spatial import box_from_where
 
 STEP_COLOURS = ("tab:red", "tab:green", "tab:blue", "tab:orange", "tab:purple", "tab:cyan")
-
-
-def _device(module) -> torch.device:
-    return next(module.parameters()).device
 
 
 @torch.no_grad()
@@ -47,7 +44,7 @@ def count_metrics(guide, data, limit: int | None = None) -> dict:
     if data.y is None:
         raise PyroDGMError(f"data set {data.name!r} has no true counts to compare with")
     x, y = data.x[:limit], data.y[:limit]
-    inferred = infer_counts(guide, x.to(_device(guide))).cpu()
+    inferred = infer_counts(guide, x.to(_device_of(guide))).cpu()
     size = max(int(y.max()), guide.steps) + 1
     confusion = confusion_matrix(y, inferred, size)
     per_count = {str(k): (confusion[k, k] / confusion[k].sum()).item()
@@ -60,7 +57,7 @@ def count_metrics(guide, data, limit: int | None = None) -> dict:
 def test_metrics(model, guide, test, num_samples: int) -> dict:
     """The held-out numbers of ``metrics.json``: count accuracy, confusion matrix, test ELBO."""
     metrics = count_metrics(guide, test)
-    x = test.x[:500].to(_device(model))
+    x = test.x[:500].to(_device_of(model))
     elbo, _ = log_likelihood_bounds(model, guide, x, num_samples=min(num_samples, 10))
     return {**metrics, "test_elbo": elbo.mean().item(), "test_elbo_samples": min(num_samples, 10),
             "test_elbo_n": int(x.shape[0])}
@@ -76,7 +73,7 @@ def evaluate(model, guide, test, train=None, *, iwae_samples: int = 1000, knn: b
     pyro.set_rng_seed(seed)
     metrics = count_metrics(guide, test)
     k = min(iwae_samples, 100)
-    x = test.x[:200].to(_device(model))
+    x = test.x[:200].to(_device_of(model))
     elbo, iwae = log_likelihood_bounds(model, guide, x, num_samples=k, batch_size=20)
     return {**metrics, "test_elbo": elbo.mean().item(), "nll": {"k": k, "value": -iwae.mean().item()},
             "n_bounds": int(x.shape[0])}
@@ -87,7 +84,7 @@ def evaluate(model, guide, test, train=None, *, iwae_samples: int = 1000, knn: b
 
 def boxes(guide, x: torch.Tensor, image_shape, path, true_counts=None, title=None) -> Path:
     """Canvases with the inferred glimpse boxes, coloured by step (red, green, blue, ...)."""
-    scene = guide.scene(x.to(_device(guide)))
+    scene = guide.scene(x.to(_device_of(guide)))
     n = x.shape[0]
     columns = min(n, 8)
     rows = (n + columns - 1) // columns
@@ -143,7 +140,7 @@ def figures(model, guide, train, test, history, out) -> None:
     out = Path(out)
     x = test.x[:16]
     boxes(guide, x, test.image_shape, out / "boxes.png", true_counts=test.y[:16])
-    plots.reconstructions(model, guide, x[:10].to(_device(model)), test.image_shape,
+    plots.reconstructions(model, guide, x[:10].to(_device_of(model)), test.image_shape,
                           out / "reconstructions.png")
     plots.image_grid(model.sample(30), test.image_shape, out / "samples.png", nrow=10,
                      title="scenes drawn from the model")

@@ -87,6 +87,28 @@ def _does_not_fit(error: Exception) -> PyroDGMError:
                         f"({str(error).splitlines()[0]})")
 
 
+def program_traces(model: Callable, guide: Callable, *args):
+    """``(guide_trace, model_trace)`` of one blocked run of the programs on ``args``, leaving
+    Pyro's random state as it was (so a first pass does not shift a run's random numbers)."""
+    rng_state = pyro.util.get_rng_state()
+    try:
+        with poutine.block():
+            guide_trace = poutine.trace(guide).get_trace(*args)
+            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args)
+    finally:
+        pyro.util.set_rng_state(rng_state)
+    return guide_trace, model_trace
+
+
+def set_plate_nesting(loss, guide_trace, model_trace) -> None:
+    """Fix ``max_plate_nesting`` of a loss that would otherwise guess it on its first call
+    (drawing random numbers); as in ``pyro.infer.ELBO.__init__``, the count includes a
+    vectorized particle plate."""
+    if getattr(loss, "max_plate_nesting", None) == float("inf"):
+        particle_plate = int(getattr(loss, "vectorize_particles", False))
+        loss.max_plate_nesting = plate_nesting(guide_trace, model_trace) + particle_plate
+
+
 class Trainer:
     """Fit ``model``/``guide`` with ``objective`` by stochastic gradient steps on mini-batches.
 
@@ -155,20 +177,10 @@ class Trainer:
         ``max_plate_nesting`` for losses that would otherwise guess it (drawing random numbers
         on their first call, which would make a resumed run differ from an uninterrupted one).
         """
-        rng_state = pyro.util.get_rng_state()
-        try:
-            with poutine.block():
-                guide_trace = poutine.trace(self.guide).get_trace(*args)
-                model_trace = poutine.trace(
-                    poutine.replay(self.model, trace=guide_trace)).get_trace(*args)
-            if self._check is not None:
-                self._check(guide_trace)
-            if getattr(self.loss, "max_plate_nesting", None) == float("inf"):
-                # as in pyro.infer.ELBO.__init__, the count includes a vectorized particle plate
-                particle_plate = int(getattr(self.loss, "vectorize_particles", False))
-                self.loss.max_plate_nesting = plate_nesting(guide_trace, model_trace) + particle_plate
-        finally:
-            pyro.util.set_rng_state(rng_state)
+        guide_trace, model_trace = program_traces(self.model, self.guide, *args)
+        if self._check is not None:
+            self._check(guide_trace)
+        set_plate_nesting(self.loss, guide_trace, model_trace)
         self._prepared = True
         if self._pending_params is not None:
             self._copy_pending_params()
