@@ -331,3 +331,19 @@ def test_cli_trains_air_and_writes_count_metrics(tmp_path, shared_data_dir):
 def test_cli_refuses_air_on_other_data(tmp_path, capsys):
     assert main(["train", "air", "--dataset", "bars", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "multi-mnist" in capsys.readouterr().err
+
+
+def test_compose_sums_takes_the_max_or_clips_the_written_glimpses():
+    torch.manual_seed(0)
+    model = AIR(**SMALL, decoder_bias=2.0)  # bright glimpses, so that overlaps exceed 1
+    z_where = torch.tensor([0.6, 0.0, 0.0]) + 0.1 * torch.randn(4, 3, 3)
+    z_what = 3 * torch.randn(4, 3, SMALL["z_what_dim"])
+    layers = [model.render(torch.eye(3)[t].expand(4, 3), z_where, z_what) for t in range(3)]
+    expected = {"sum": sum(layers), "max": torch.stack(layers).amax(0),
+                "clip": sum(layers).clamp(max=1.0)}
+    for compose, canvas in expected.items():
+        model.compose = compose
+        assert torch.allclose(model.render(torch.ones(4, 3), z_where, z_what), canvas, atol=1e-6)
+    assert (expected["sum"] > 1).any()  # the glimpses do overlap: the three differ
+    with pytest.raises(PyroDGMError, match="unknown compose"):
+        AIR(**SMALL, compose="over")

@@ -21,6 +21,7 @@ from pyro_dgm.infer import wake_sleep  # noqa: F401  (registers rws, wake-sleep,
 from pyro_dgm.infer import csis  # noqa: F401  (registers sleep, csis)
 from pyro_dgm.infer import semi_supervised  # noqa: F401  (registers enum-elbo, ss-elbo)
 from pyro_dgm.infer import stepwise  # noqa: F401  (registers tracegraph-steps)
+from pyro_dgm.infer import count_enum  # noqa: F401  (registers count-enum)
 
 __all__ = [
     "OBJECTIVES", "Objective", "Trainer", "TrainingDiverged", "active_dims", "build_objective",

@@ -34,7 +34,12 @@ import pyro.poutine as poutine
 from pyro.infer import CSIS, ELBO
 from pyro.poutine import Trace
 
-from pyro_dgm.infer.objectives import Objective, check_particles, register_objective
+from pyro_dgm.infer.objectives import (
+    DifferentiableLossELBO,
+    Objective,
+    check_particles,
+    register_objective,
+)
 
 
 def observations_of(model_trace: Trace) -> dict:
@@ -57,7 +62,7 @@ def guide_log_prob_on(model_trace: Trace, guide, *args, **kwargs) -> torch.Tenso
     return guide_trace.log_prob_sum(lambda name, site: not site["is_observed"])
 
 
-class Sleep(ELBO):
+class Sleep(DifferentiableLossELBO):
     r"""The vectorized sleep objective: ``loss = -sum_b log q(x_b | y_b)``, ``(x, y) ~ p``.
 
     ``loss(model, guide, *args)`` and ``loss_and_grads(model, guide, *args)`` have Pyro's ELBO
@@ -75,18 +80,6 @@ class Sleep(ELBO):
             model_trace = sample_from_joint(model, *args, **kwargs)
             loss = loss - guide_log_prob_on(model_trace, guide, *args, **kwargs)
         return loss / self.particles
-
-    def _get_trace(self, model, guide, args, kwargs):  # ELBO's abstract hook, unused here
-        raise NotImplementedError
-
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        with torch.no_grad():
-            return self.differentiable_loss(model, guide, *args, **kwargs).item()
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        loss.backward()
-        return loss.item()
 
 
 class PyroCSIS(ELBO):

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import torch
+
 import pyro.infer
 from pyro.poutine import Trace
 from pyro.poutine.util import site_is_subsample
@@ -71,6 +73,26 @@ def build_objective(name: str, **options) -> Any:
             f"it takes {sorted(objective.options) or 'none'}"
         )
     return objective.build(**{**objective.options, **options})
+
+
+class DifferentiableLossELBO(pyro.infer.ELBO):
+    """An objective defined by its ``differentiable_loss``: ``loss`` evaluates it without a graph,
+    ``loss_and_grads`` back-propagates it (for objectives whose every term is differentiable)."""
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        with torch.no_grad():
+            return self.differentiable_loss(model, guide, *args, **kwargs).item()
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward()
+        return loss.item()
+
+    def _get_trace(self, model, guide, args, kwargs):  # ELBO's abstract hook, unused here
+        raise NotImplementedError
 
 
 def check_particles(particles: int) -> int:
