@@ -44,9 +44,9 @@ from pyro.poutine.util import site_is_subsample
 
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer.objectives import DifferentiableLossELBO, Objective, register_objective
+from pyro_dgm.infer.stepwise import STEP
 
 PRESENCE = re.compile(r"^z_pres_(\d+)$")
-STEP = re.compile(r"_(\d+)$")
 
 
 class PresencePattern(Messenger):
@@ -99,12 +99,12 @@ class CountEnum_ELBO(DifferentiableLossELBO):
         guide_trace.compute_log_prob()
 
         log_joint = 0.0  # (N + 1, B): log p(x, z_<n, n) under each count n
-        for site in _latent_and_observed(model_trace):
+        for _, site in _sample_sites(model_trace):
             log_joint = log_joint + site["log_prob"]
 
         counts = torch.arange(steps + 1, device=log_joint.device)
         log_q_count, log_q_latents = 0.0, 0.0  # (N + 1, B): log Q_n and log q(z_<n | x)
-        for name, site in _latent_and_observed(guide_trace, with_names=True):
+        for name, site in _sample_sites(guide_trace):
             presence = PRESENCE.match(name)
             step = STEP.search(name)
             if presence:
@@ -127,10 +127,11 @@ class CountEnum_ELBO(DifferentiableLossELBO):
         return -self.elbo_per_example(model, guide, *args, **kwargs).sum()
 
 
-def _latent_and_observed(trace, with_names: bool = False):
+def _sample_sites(trace):
+    """``(name, site)`` of every sample site, latent or observed, but not the plates'."""
     for name, site in trace.nodes.items():
         if site["type"] == "sample" and not site_is_subsample(site):
-            yield (name, site) if with_names else site
+            yield name, site
 
 
 register_objective(Objective(
