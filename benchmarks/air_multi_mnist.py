@@ -25,8 +25,10 @@ from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+from torchvision.ops import box_convert, box_iou
 
 from pyro_dgm import plots
+from pyro_dgm.cli import parse_settings
 from pyro_dgm.data import load_dataset
 from pyro_dgm.infer import Trainer
 from pyro_dgm.infer import counting
@@ -59,17 +61,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def hyper_overrides(pairs: list[str]) -> dict:
-    overrides = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            overrides[key] = float(value) if "." in value or "e" in value else int(value)
-        except ValueError:
-            overrides[key] = value
-    return overrides
-
-
 def profile_steps(trainer: Trainer, batches, steps: int) -> tuple[str, list[dict]]:
     """Profile ``steps`` training steps; returns the table and the top operators by self CPU time."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -85,11 +76,8 @@ def profile_steps(trainer: Trainer, batches, steps: int) -> tuple[str, list[dict
 
 def box_overlap(boxes: torch.Tensor) -> torch.Tensor:
     """Intersection over union of the first two boxes (left, top, width, height) of each canvas."""
-    first, second = boxes[:, 0].float(), boxes[:, 1].float()
-    near = torch.maximum(first[:, :2], second[:, :2])
-    far = torch.minimum(first[:, :2] + first[:, 2:], second[:, :2] + second[:, 2:])
-    inter = (far - near).clamp(min=0).prod(-1)
-    return inter / (first[:, 2:].prod(-1) + second[:, 2:].prod(-1) - inter)
+    first, second = (box_convert(boxes[:, k].float(), "xywh", "xyxy") for k in (0, 1))
+    return box_iou(first, second).diagonal()
 
 
 def accuracy_by_overlap(guide, test, edges=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 1.0)) -> list[dict]:
@@ -119,7 +107,7 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     entry = get_entry("air")
-    hyper = entry.hyper(hyper_overrides(args.set))
+    hyper = entry.hyper(parse_settings(args.set))
     lr = args.lr or entry.training["lr"]
     batch_size = args.batch_size or entry.training["batch_size"]
     options = {"n_train": args.n_train, "n_test": args.n_test, "max_digits": args.max_digits}
@@ -145,11 +133,12 @@ def main(argv=None) -> dict:
     budget = 60.0 * args.minutes
     train_seconds, eval_seconds = 0.0, 0.0
     final_pres_prior = model.pres_prior
+    if args.anneal_pres:
+        start_pres_prior, anneal_steps = (float(v) for v in args.anneal_pres.split(":"))
     while True:
         if args.anneal_pres:
-            start, anneal_steps = args.anneal_pres.split(":")
-            fraction = min(step / int(anneal_steps), 1.0)
-            model.pres_prior = float(start) ** (1 - fraction) * final_pres_prior ** fraction
+            fraction = min(step / anneal_steps, 1.0)
+            model.pres_prior = start_pres_prior ** (1 - fraction) * final_pres_prior ** fraction
         started = time.perf_counter()
         loss = trainer.step(next(batches))
         train_seconds += time.perf_counter() - started

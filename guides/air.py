@@ -23,10 +23,10 @@ The zoo's default objective, ``count-enum`` (:mod:`pyro_dgm.infer.count_enum`), 
 it sums the count out of the ELBO exactly and ignores the baselines.
 
 The baselines learn ``baseline_lr_scale`` times faster than the rest (Pyro's AIR example uses
-lr 1e-4 and baseline lr 1e-1; the zoo, lr 1e-3 and scale 100): the Trainer has one Adam learning rate, and Adam's step does not
-depend on the gradient's scale, so the baseline network stores its weights divided by
-``baseline_lr_scale`` and multiplies them back in ``forward`` (:class:`ScaledLinear`): the same
-network, moved ``baseline_lr_scale`` times further per step.
+lr 1e-4 and baseline lr 1e-1; the zoo, lr 1e-3 and scale 100): the Trainer has one Adam
+learning rate, and Adam's step does not depend on the gradient's scale, so the baseline network
+stores its weights divided by ``baseline_lr_scale`` and multiplies them back in ``forward``
+(:class:`ScaledLinear`): the same network, moved ``baseline_lr_scale`` times further per step.
 
 Shapes broadcast over extra leading (particle) dimensions, as the model's do.
 """
@@ -81,7 +81,7 @@ class AIRGuide(PyroModule):
         x_dim, latent_dim = canvas * canvas, 3 + z_what_dim + 1
         # embed > 0: the LSTM reads a learned embedding of the image, computed once per image,
         # instead of its raw pixels at every step (the "embed net" option of Pyro's AIR example;
-        # 1.6x faster steps at the zoo's sizes); embed = 0: the raw pixels, as in AIR
+        # 1.5-1.8x faster steps at the zoo's sizes); embed = 0: the raw pixels, as in AIR
         self.embed = nn.Sequential(nn.Linear(x_dim, embed), nn.ReLU()) if embed else nn.Identity()
         self.rnn = nn.LSTMCell((embed or x_dim) + latent_dim, rnn_hidden)
         self.predict = MLP([rnn_hidden, hidden, 1 + 3 + 3])
@@ -102,12 +102,11 @@ class AIRGuide(PyroModule):
     def propose_pres_where(self, features: torch.Tensor, state: dict):
         """Advance the LSTM on the image ``features`` (:attr:`embed` of it) and the previous
         step; return (new h, c, presence probability, z_where loc, z_where scale)."""
-        x = features
         previous = (state["z_where"], state["z_what"], state["z_pres"].unsqueeze(-1))
-        joined_shape = torch.broadcast_shapes(x.shape[:-1], state["h"].shape[:-1],
+        joined_shape = torch.broadcast_shapes(features.shape[:-1], state["h"].shape[:-1],
                                               *(t.shape[:-1] for t in previous))
         flat = lambda t: t.expand(*joined_shape, t.shape[-1]).reshape(-1, t.shape[-1])  # noqa: E731
-        inputs = torch.cat([flat(x), *(flat(t) for t in previous)], -1)
+        inputs = torch.cat([flat(features), *(flat(t) for t in previous)], -1)
         h, c = self.rnn(inputs, (flat(state["h"]), flat(state["c"])))
         out = self.predict(h)
         unflat = lambda t: t.reshape(*joined_shape, *t.shape[1:])  # noqa: E731

@@ -84,6 +84,7 @@ class AIR(PyroModule):
                 z_pres, z_where, z_what = self.step(t, z_pres)
                 written = write_glimpse(self.decode(z_what), z_where, self.canvas)
                 layers.append(z_pres[..., None, None] * written)
+            layers = torch.stack(torch.broadcast_tensors(*layers))
             mean = COMPOSE[self.compose](layers).flatten(-2)
             pyro.sample("x", dist.Normal(mean, self.obs_scale).to_event(1), obs=x)
         return mean
@@ -106,16 +107,16 @@ class AIR(PyroModule):
     def render(self, z_pres: torch.Tensor, z_where: torch.Tensor, z_what: torch.Tensor) -> torch.Tensor:
         """The canvas mean (B, canvas * canvas) of given latents (B, N), (B, N, 3), (B, N, D)."""
         written = write_glimpse(self.decode(z_what), z_where, self.canvas)
-        return COMPOSE[self.compose]((z_pres[..., None, None] * written).unbind(-3)).flatten(-2)
+        return COMPOSE[self.compose]((z_pres[..., None, None] * written).movedim(-3, 0)).flatten(-2)
 
 
 COMPOSE = {
-    "sum": lambda layers: torch.stack(torch.broadcast_tensors(*layers)).sum(0),
-    "max": lambda layers: torch.stack(torch.broadcast_tensors(*layers)).amax(0),
-    "clip": lambda layers: torch.stack(torch.broadcast_tensors(*layers)).sum(0).clamp(max=1.0),
+    "sum": lambda layers: layers.sum(0),
+    "max": lambda layers: layers.amax(0),
+    "clip": lambda layers: layers.sum(0).clamp(max=1.0),
 }
-"""How the written glimpses make the canvas: AIR's sum; the pixel-wise max (how ``multi-mnist``
-pastes overlapping digits); or the sum clipped at 1."""
+"""How the written glimpses, stacked on dimension 0, make the canvas: AIR's sum; the pixel-wise
+max (how ``multi-mnist`` pastes overlapping digits); or the sum clipped at 1."""
 
 
 def presence_prior(steps: int, pres_prior: float) -> torch.Tensor:

@@ -376,15 +376,16 @@ register(ZooEntry(
                 "(Eslami et al. 2016)",
     model="pyro_dgm.models.air.AIR", guide="pyro_dgm.guides.air.AIRGuide",
     build=_build_air,
-    # count-enum sums the number of objects out of the ELBO exactly (no score function): in the
-    # same CPU budget it reached 86-90 % held-out count accuracy where TraceGraph_ELBO with
-    # baselines stayed at 34-59 % (benchmarks/air_multi_mnist.py). tracegraph-steps is
+    # count-enum sums the number of objects out of the ELBO exactly (no score function): in 10
+    # CPU minutes it reached 89-92 % held-out count accuracy (3 seeds) where TraceGraph_ELBO with
+    # baselines reached 74 % (benchmarks/air_multi_mnist.py; README). tracegraph-steps is
     # TraceGraph_ELBO with the dependency graph read from the step-numbered site names.
     objective="count-enum", objectives=("count-enum", "tracegraph-steps", "tracegraph", "rws"),
     # pres_prior 0.1, a scale prior as narrow as the data's digit sizes (sd 0.05), glimpses
-    # summed and clipped at 1 like the data's ink, and z_what of 20 keep one object per digit; decoder bias -2 (glimpses start blank) and obs sd 0.3 are AIR's; the
-    # image embedding (computed once, not at every step) makes a step 1.6x faster. The baselines
-    # (only used by tracegraph objectives) learn at 0.1 = 100 x lr, as in Pyro's AIR example.
+    # summed and clipped at 1 like the data's ink, and z_what of 20 keep one object per digit;
+    # decoder bias -2 (glimpses start blank) and obs sd 0.3 are AIR's; the image embedding
+    # (computed once, not at every step) makes a step 1.5-1.8x faster. The baselines (used only
+    # by the tracegraph objectives) learn at 0.1 = 100 x lr, as in Pyro's AIR example.
     defaults={"steps": 3, "glimpse": 28, "z_what_dim": 20, "hidden": 200, "rnn_hidden": 256,
               "embed": 256, "pres_prior": 0.1, "decoder_neg_bias": 2.0, "where_scale_loc": 0.5,
               "where_scale_sd": 0.05, "obs_scale": 0.3, "baseline_lr_scale": 100.0,
