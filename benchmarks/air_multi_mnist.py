@@ -42,6 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--n-train", type=int, default=10_000)
     parser.add_argument("--n-test", type=int, default=1_000)
     parser.add_argument("--max-digits", type=int, default=2)
+    parser.add_argument("--overlap", default="reject", choices=("reject", "max"),
+                        help="multi-mnist's rule for digits whose strokes meet: redraw the canvas "
+                             "(AIR's data) or combine by the pixel-wise max")
     parser.add_argument("--objective", default=None, help="default: the zoo's (count-enum)")
     parser.add_argument("--lr", type=float, default=None, help="default: the zoo's (1e-3)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the zoo's (64)")
@@ -110,7 +113,8 @@ def main(argv=None) -> dict:
     hyper = entry.hyper(parse_settings(args.set))
     lr = args.lr or entry.training["lr"]
     batch_size = args.batch_size or entry.training["batch_size"]
-    options = {"n_train": args.n_train, "n_test": args.n_test, "max_digits": args.max_digits}
+    options = {"n_train": args.n_train, "n_test": args.n_test, "max_digits": args.max_digits,
+               "overlap": args.overlap}
     train = load_dataset("multi-mnist", "train", data_dir=args.data_dir, seed=args.data_seed,
                          **options)
     test = load_dataset("multi-mnist", "test", data_dir=args.data_dir, seed=args.data_seed,

@@ -30,9 +30,10 @@ Defaults (the zoo's ``air`` entry; measured in ``benchmarks/air_multi_mnist.py``
   it; a wider size prior (sd 0.1) let one glimpse cover two overlapping digits more often;
 - ``obs_scale = 0.3``: the fixed pixel noise of the Normal likelihood (AIR's);
 - ``compose = "clip"``: the glimpses are summed, as in AIR, and the sum is clipped at 1, as ink
-  is where ``multi-mnist`` pastes overlapping digits (it takes the pixel-wise max). With AIR's
-  plain sum (``"sum"``) the crossing strokes of two overlapping digits are drawn twice as
-  bright, a cost that only a single glimpse over both digits avoids; ``"max"`` is the data's rule;
+  is (``multi-mnist`` with ``overlap="max"`` pastes overlapping digits by the pixel-wise max).
+  With AIR's plain sum (``"sum"``) the crossing strokes of two overlapping digits are drawn
+  twice as bright, a cost that only a single glimpse over both digits avoids; ``"max"`` is that
+  data's rule;
 - ``z_what_dim = 20``: enough for one digit (AIR used 50); each extra object costs less, and a
   glimpse that draws two digits at once fits worse.
 
@@ -116,7 +117,8 @@ COMPOSE = {
     "clip": lambda layers: layers.sum(0).clamp(max=1.0),
 }
 """How the written glimpses, stacked on dimension 0, make the canvas: AIR's sum; the pixel-wise
-max (how ``multi-mnist`` pastes overlapping digits); or the sum clipped at 1."""
+max (how ``multi-mnist`` with ``overlap="max"`` pastes overlapping digits); or the sum
+clipped at 1."""
 
 
 def presence_prior(steps: int, pres_prior: float) -> torch.Tensor:

@@ -13,6 +13,7 @@ from pyro.optim import Adam
 
 from pyro_dgm.cli import main
 from pyro_dgm.data import load_dataset
+from pyro_dgm.data.multi_mnist import render_digit
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.guides.air import AIRGuide, ScaledLinear
 from pyro_dgm.infer import Trainer, counting
@@ -153,8 +154,27 @@ def test_held_out_canvases_use_held_out_digits(canvases, shared_data_dir):
     assert torch.equal(mnist["train"].y[train.info["digit_indices"][used]], train.info["digits"][used])
 
 
+@pytest.mark.parametrize("overlap", ["reject", "max"])
+def test_canvases_are_their_recorded_digits_and_overlap_as_asked(overlap, shared_data_dir):
+    data = load_dataset("multi-mnist", "train", data_dir=shared_data_dir, seed=5, n_train=150,
+                        max_digits=2, overlap=overlap)
+    mnist = load_dataset("mnist", "train", data_dir=shared_data_dir, protocol="offline")
+    overlapping = 0
+    for i in range(data.n):
+        layers = torch.zeros(2, 50, 50)
+        for slot in range(int(data.y[i])):
+            left, top, side, _ = data.info["boxes"][i, slot].long().tolist()
+            digit = mnist.x[data.info["digit_indices"][i, slot]].view(28, 28)
+            layers[slot, top:top + side, left:left + side] = render_digit(digit, side)
+        assert torch.equal(data.x[i].view(50, 50), layers.amax(0))
+        overlapping += int((layers.sum(0) > 1).any())
+    # AIR's data never has strokes on strokes; with "max" about half of the pairs do
+    assert overlapping == 0 if overlap == "reject" else overlapping > 10
+
+
 @pytest.mark.parametrize("options", [{"max_digits": 0}, {"min_size": 30}, {"canvas": 20},
-                                     {"n_train": 0}, {"max_digits": 2.5}, {"binarize": "dynamic"}])
+                                     {"n_train": 0}, {"max_digits": 2.5}, {"binarize": "dynamic"},
+                                     {"overlap": "sum"}])
 def test_bad_canvas_options_raise_one_sentence(options, shared_data_dir):
     with pytest.raises(PyroDGMError):
         load_dataset("multi-mnist", "train", data_dir=shared_data_dir, **options)
@@ -263,9 +283,9 @@ def test_model_and_guide_train_on_a_tiny_set(canvases):
     model = AIR(**SMALL)
     guide = AIRGuide(**SMALL, rnn_hidden=32, baseline_hidden=16, baseline_lr_scale=10.0)
     svi = SVI(model, guide, Adam({"lr": 3e-3}), StepwiseTraceGraph_ELBO())
-    losses = [svi.step(x) / 16 for _ in range(40)]
+    losses = [svi.step(x) / 16 for _ in range(80)]
     assert all(torch.isfinite(torch.tensor(losses)))
-    assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 3.0
+    assert sum(losses[-20:]) / 20 < sum(losses[:10]) / 10 - 3.0
     names = set(pyro.get_param_store().keys())
     assert any("baselines" in name for name in names) and any("decoder" in name for name in names)
 
