@@ -180,6 +180,13 @@ def test_bad_canvas_options_raise_one_sentence(options, shared_data_dir):
         load_dataset("multi-mnist", "train", data_dir=shared_data_dir, **options)
 
 
+def test_digits_that_cannot_avoid_each_other_raise_one_sentence(shared_data_dir):
+    # two 28-pixel digits on a 28-pixel canvas always put strokes on strokes
+    with pytest.raises(PyroDGMError, match="without overlapping strokes"):
+        load_dataset("multi-mnist", "train", data_dir=shared_data_dir, n_train=20, canvas=28,
+                     min_size=28, max_size=28, max_digits=2)
+
+
 # --------------------------------------------------------------------------- the model's presence logic
 
 

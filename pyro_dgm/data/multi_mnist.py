@@ -42,7 +42,7 @@ from pyro_dgm.errors import PyroDGMError
 
 MNIST_SIDE = 28
 OVERLAP_RULES = ("reject", "max")
-MAX_REDRAWS = 10_000
+MAX_REDRAWS = 1_000
 
 
 def load_multi_mnist(
