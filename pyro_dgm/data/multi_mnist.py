@@ -63,10 +63,7 @@ def load_multi_mnist(
     if check_binarize(binarize, default="none") != "none":
         raise PyroDGMError("multi-mnist canvases are grey levels scored by a Gaussian; "
                            "binarize must be 'none'.")
-    _check_options(n_train, n_test, max_digits, canvas, min_size, max_size)
-    if overlap not in OVERLAP_RULES:
-        raise PyroDGMError(f"multi-mnist option overlap must be one of {', '.join(OVERLAP_RULES)}, "
-                           f"got {overlap!r}.")
+    _check_options(n_train, n_test, max_digits, canvas, min_size, max_size, overlap)
     from pyro_dgm.data.core import load_dataset
 
     digits = load_dataset("mnist", split, data_dir=data_dir, protocol="offline")
@@ -87,7 +84,7 @@ def load_multi_mnist(
     )
 
 
-def _check_options(n_train, n_test, max_digits, canvas, min_size, max_size) -> None:
+def _check_options(n_train, n_test, max_digits, canvas, min_size, max_size, overlap) -> None:
     for name, value in (("n_train", n_train), ("n_test", n_test), ("canvas", canvas),
                         ("min_size", min_size), ("max_size", max_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -99,11 +96,14 @@ def _check_options(n_train, n_test, max_digits, canvas, min_size, max_size) -> N
     if not min_size <= max_size <= canvas:
         raise PyroDGMError(f"multi-mnist needs min_size <= max_size <= canvas, got "
                            f"{min_size}, {max_size}, {canvas}.")
+    if overlap not in OVERLAP_RULES:
+        raise PyroDGMError(f"multi-mnist option overlap must be one of {', '.join(OVERLAP_RULES)}, "
+                           f"got {overlap!r}.")
 
 
 def draw_canvases(digits: torch.Tensor, digit_labels: torch.Tensor, n: int, max_digits: int,
                   canvas: int, min_size: int, max_size: int, generator: torch.Generator,
-                  overlap: str = "max"):
+                  overlap: str):
     """Draw ``n`` canvases; returns (images (n, canvas, canvas), counts, boxes, labels, indices)."""
     images = torch.zeros(n, canvas, canvas)
     ink = torch.zeros(n, canvas, canvas)  # the digits' summed intensities, to find overlapping strokes
@@ -130,17 +130,18 @@ def draw_canvases(digits: torch.Tensor, digit_labels: torch.Tensor, n: int, max_
             paste(i, slot, int(chosen[i]), int(sizes[i]), corner[i])
     if overlap == "reject":
         for i in strokes_overlap(ink).nonzero().squeeze(-1).tolist():
+            count = int(counts[i])
             for _ in range(MAX_REDRAWS):
                 images[i], ink[i] = 0.0, 0.0
-                chosen = torch.randint(0, digits.shape[0], (int(counts[i]),), generator=generator)
-                sizes = torch.randint(min_size, max_size + 1, (int(counts[i]),), generator=generator)
-                corner = torch.rand(int(counts[i]), 2, generator=generator)
-                for slot in range(int(counts[i])):
+                chosen = torch.randint(0, digits.shape[0], (count,), generator=generator)
+                sizes = torch.randint(min_size, max_size + 1, (count,), generator=generator)
+                corner = torch.rand(count, 2, generator=generator)
+                for slot in range(count):
                     paste(i, slot, int(chosen[slot]), int(sizes[slot]), corner[slot])
                 if not strokes_overlap(ink[i]):
                     break
             else:
-                raise PyroDGMError(f"multi-mnist could not place {int(counts[i])} digits without "
+                raise PyroDGMError(f"multi-mnist could not place {count} digits without "
                                    f"overlapping strokes in {MAX_REDRAWS} tries; use a larger canvas, "
                                    "smaller digits or overlap='max'.")
     return images, counts, boxes, labels, indices
