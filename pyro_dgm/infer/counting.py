@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy
 import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -113,9 +114,12 @@ def confusion_figure(confusion, path, title: str = "true vs inferred counts") ->
     confusion = torch.as_tensor(confusion)
     fig, ax = plots._figure((3.4, 3.0))
     ax.imshow(confusion.numpy(), cmap="Blues")
-    for (i, j), value in ((ij, confusion[ij].item()) for ij in
-                          [(i, j) for i in range(confusion.shape[0]) for j in range(confusion.shape[1])]):
-        ax.text(j, i, str(value), ha="center", va="center", fontsize=8)
+    dark = confusion.max().item() / 2
+    for (i, j), value in numpy.ndenumerate(confusion.numpy()):
+        ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
+                color="white" if value > dark else "black")
+    ax.set_xticks(range(confusion.shape[1]))
+    ax.set_yticks(range(confusion.shape[0]))
     ax.set_xlabel("inferred count")
     ax.set_ylabel("true count")
     ax.set_title(title, fontsize=9)
