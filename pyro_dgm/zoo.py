@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.registry import Registry
 from pyro_dgm.guides import GaussianEncoder, KumaraswamyEncoder, SBNRecognition
 from pyro_dgm.models import SBVAE, VAE, SigmoidBeliefNet
 
@@ -71,7 +72,7 @@ class ZooEntry:
         return {**self.defaults, **overrides}
 
 
-ZOO: dict[str, ZooEntry] = {}
+ZOO: Registry[ZooEntry] = Registry("model")
 
 
 def _lazy(module: str, name: str) -> Callable:
@@ -82,14 +83,11 @@ def _lazy(module: str, name: str) -> Callable:
 
 
 def register(entry: ZooEntry) -> ZooEntry:
-    ZOO[entry.name] = entry
-    return entry
+    return ZOO.register(entry.name, entry)
 
 
 def get_entry(name: str) -> ZooEntry:
     """The zoo entry called ``name``; an unknown name lists the valid ones."""
-    if name not in ZOO:
-        raise PyroDGMError(f"unknown model {name!r}; the zoo has: {', '.join(sorted(ZOO))}")
     return ZOO[name]
 
 

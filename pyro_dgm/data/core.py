@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 import torch
 
 from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.registry import Registry
 
 DATA_DIR_ENV_VAR = "PYRO_DGM_DATA"
 SPLITS = ("train", "test")
@@ -255,11 +256,7 @@ def load_dataset(
     loading (a static binarization, the draws of a synthetic data set). ``options`` are the
     data set's own settings, e.g. ``protocol="offline"`` for MNIST or ``n_train=1000`` for bars.
     """
-    loader = DATASETS.get(name)
-    if loader is None:
-        raise PyroDGMError(
-            f"unknown data set {name!r}; expected one of {', '.join(available_datasets())}."
-        )
+    loader = DATASETS[name]
     check_choice(split, SPLITS, "split")
     _check_options(name, loader, options)
     return loader(split, data_dir=data_dir, binarize=binarize, seed=seed, **options)
@@ -267,7 +264,7 @@ def load_dataset(
 
 def available_datasets() -> list[str]:
     """Return the registered data set names, sorted."""
-    return sorted(DATASETS)
+    return DATASETS.names()
 
 
 def dataset_options(name: str) -> list[str]:
@@ -292,27 +289,13 @@ def _check_options(name: str, loader: Callable, options: dict) -> None:
 
 
 # The loaders import Dataset and find_file from this module, so they are imported after them.
-from pyro_dgm.data import bars, freyfaces, mnist  # noqa: E402
+from pyro_dgm.data import bars, freyfaces, mnist, multi_mnist, polyreg, semi_supervised, synthetic  # noqa: E402,E501
 
-DATASETS: dict[str, Callable[..., Dataset]] = {
-    "bars": bars.load_bars,
-    "mnist": mnist.load_mnist,
-    "freyfaces": freyfaces.load_freyfaces,
-}
-
-from pyro_dgm.data import synthetic  # noqa: E402
-
-DATASETS["gaussian-clusters"] = synthetic.load_gaussian_clusters
-
-from pyro_dgm.data import polyreg as _polyreg  # noqa: E402
-
-DATASETS["polyreg"] = _polyreg.load_polyreg
-
-from pyro_dgm.data import semi_supervised as _semi_supervised  # noqa: E402
-
-DATASETS["mnist-ssl"] = _semi_supervised.load_mnist_ssl
-DATASETS["bars-ssl"] = _semi_supervised.load_bars_ssl
-
-from pyro_dgm.data import multi_mnist as _multi_mnist  # noqa: E402
-
-DATASETS["multi-mnist"] = _multi_mnist.load_multi_mnist
+DATASETS: Registry = Registry("data set")
+for _name, _loader in (
+        ("bars", bars.load_bars), ("mnist", mnist.load_mnist),
+        ("freyfaces", freyfaces.load_freyfaces),
+        ("gaussian-clusters", synthetic.load_gaussian_clusters), ("polyreg", polyreg.load_polyreg),
+        ("mnist-ssl", semi_supervised.load_mnist_ssl), ("bars-ssl", semi_supervised.load_bars_ssl),
+        ("multi-mnist", multi_mnist.load_multi_mnist)):
+    DATASETS.register(_name, _loader)

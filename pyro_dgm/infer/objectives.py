@@ -29,6 +29,7 @@ from pyro.poutine import Trace
 from pyro.poutine.util import site_is_subsample
 
 from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -42,21 +43,16 @@ class Objective:
     check: Callable[[Trace], None] | None = None
 
 
-OBJECTIVES: dict[str, Objective] = {}
+OBJECTIVES: Registry[Objective] = Registry("objective")
 
 
 def register_objective(objective: Objective) -> Objective:
-    """Add ``objective`` to the registry (later issues add RWS, wake-sleep, CSIS this way)."""
-    OBJECTIVES[objective.name] = objective
-    return objective
+    """Add ``objective`` to the registry under its name."""
+    return OBJECTIVES.register(objective.name, objective)
 
 
 def get_objective(name: str) -> Objective:
     """The registered objective called ``name``; an unknown name lists the valid ones."""
-    if name not in OBJECTIVES:
-        raise PyroDGMError(
-            f"unknown objective {name!r}; valid objectives are: {', '.join(sorted(OBJECTIVES))}"
-        )
     return OBJECTIVES[name]
 
 

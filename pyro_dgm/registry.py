@@ -1,0 +1,69 @@
+"""One registry mechanism for everything that is looked up by name: models, objectives, data sets.
+
+A :class:`Registry` maps names to entries, in the order they were registered. Looking up a
+name that is not there raises :class:`~pyro_dgm.errors.PyroDGMError` with one sentence that
+lists the valid names, so the command line can print it as it is::
+
+    MODELS = Registry("model")
+    MODELS.register("vae", entry)
+    MODELS["vae"]          # the entry
+    MODELS["vea"]          # PyroDGMError: unknown model 'vea'; valid models are: sbvae, vae
+
+This module imports nothing of the project but its error type, so every layer can use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Generic, TypeVar
+
+from pyro_dgm.errors import PyroDGMError
+
+T = TypeVar("T")
+
+
+class Registry(MutableMapping, Generic[T]):
+    """Named entries of one ``kind`` (``"model"``, ``"objective"``, ``"data set"``)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str, entry: T) -> T:
+        """Add ``entry`` under ``name``; registering a name twice is a programming error."""
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._entries[name] = entry
+        return entry
+
+    def __getitem__(self, name: str) -> T:
+        try:
+            return self._entries[name]
+        except (KeyError, TypeError):
+            raise PyroDGMError(f"unknown {self.kind} {name!r}; valid {self.kind}s are: "
+                               f"{', '.join(sorted(self._entries))}") from None
+
+    def __setitem__(self, name: str, entry: T) -> None:  # replace an entry (tests patch them)
+        self._entries[name] = entry
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+
+    def get(self, name: str, default=None):
+        return self._entries.get(name, default)
+
+    def __contains__(self, name) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self) -> list[str]:
+        """The registered names, sorted."""
+        return sorted(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}: {', '.join(self._entries)})"
