@@ -22,14 +22,13 @@ from pyro_dgm.cli import main
 from pyro_dgm.data import load_dataset
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import OBJECTIVES, Objective
-from pyro_dgm.infer.compare import (
+from pyro_dgm.compare import (
     compare,
-    gradient_variance,
-    guide_parameters,
     parse_objective_spec,
     split_objective_list,
     weights_fingerprint,
 )
+from pyro_dgm.infer.gradients import gradient_variance, guide_parameters
 from pyro_dgm.zoo import ZOO
 
 TINY_HYPER = {"hidden": 8, "z_dim": 2}

@@ -16,7 +16,7 @@ from pyro_dgm.infer.objectives import (
     register_objective,
 )
 from pyro_dgm.infer.trainer import Trainer, TrainingDiverged, load_checkpoint
-from pyro_dgm.infer.compare import compare, gradient_variance  # noqa: F401  (pyro-dgm compare)
+from pyro_dgm.infer.gradients import gradient_statistics, gradient_variance
 from pyro_dgm.infer import wake_sleep  # noqa: F401  (registers rws, wake-sleep, prior-is, nvil)
 from pyro_dgm.infer import csis  # noqa: F401  (registers sleep, csis)
 from pyro_dgm.infer import semi_supervised  # noqa: F401  (registers enum-elbo, ss-elbo)
@@ -25,6 +25,6 @@ from pyro_dgm.infer import count_enum  # noqa: F401  (registers count-enum)
 
 __all__ = [
     "OBJECTIVES", "Objective", "Trainer", "TrainingDiverged", "active_dims", "build_objective",
-    "encode_all", "evaluate", "get_objective", "knn_error", "load_checkpoint",
+    "encode_all", "evaluate", "get_objective", "gradient_statistics", "gradient_variance", "knn_error", "load_checkpoint",
     "log_importance_weights", "log_likelihood_bounds", "observed_data", "register_objective",
 ]

@@ -16,20 +16,11 @@ bound (Burda et al., 2016; seed ``002``) with the same k on the same held-out ex
 
 recorded at checkpoints against training wall-clock time (evaluation time is not counted).
 
-:func:`gradient_variance` measures what explains why one objective learns faster than another:
-the spread of its stochastic gradient estimator for the guide parameters :math:`\phi` at a
-fixed parameter point. With :math:`M` independent estimates :math:`g_1, \dots, g_M` of
-:math:`\nabla_\phi \mathcal L` on one fixed batch,
+:func:`~pyro_dgm.infer.gradients.gradient_variance` measures the spread of each objective's
+guide-gradient estimator at one parameter point, which explains why one learns faster.
 
-.. math::
-
-    \bar g = \frac1M \sum_m g_m, \qquad
-    \mathrm{tr}\,\widehat{\mathrm{Cov}}[g] = \frac1{M-1} \sum_m \lVert g_m - \bar g \rVert^2,
-    \qquad \mathrm{SNR} = \frac{\lVert \bar g \rVert}{\sqrt{\mathrm{tr}\,\widehat{\mathrm{Cov}}[g]}},
-
-the trace of the covariance (total variance) and a signal-to-noise ratio, as in Rainforth et
-al. (2018), "Tighter variational bounds are not necessarily better", who show that the IWAE
-bound's guide-gradient SNR falls as k grows.
+Each run is an :class:`~pyro_dgm.experiment.Experiment`: ``compare`` is a loop over experiments
+that share one data draw and one budget, and trains through the one ``Trainer.fit`` loop.
 
 Objective specs are strings ``name[:key=value,...]``, e.g. ``"elbo"``, ``"iwae:particles=50"``;
 the whole string is the run's label, so one objective may appear with different options.
@@ -44,7 +35,6 @@ import json
 import math
 import statistics
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -55,7 +45,9 @@ import pyro
 import pyro.poutine as poutine
 
 from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.experiment import Experiment, check_dataset, check_objective, parse_value
 from pyro_dgm.infer.estimators import log_likelihood_bounds
+from pyro_dgm.infer.gradients import gradient_variance
 from pyro_dgm.infer.objectives import build_objective, get_objective
 from pyro_dgm.infer.trainer import (
     Trainer,
@@ -64,6 +56,7 @@ from pyro_dgm.infer.trainer import (
     resolve_device,
     set_plate_nesting,
 )
+from pyro_dgm.zoo import get_entry
 
 
 # -- objective specs ----------------------------------------------------------------------
@@ -74,13 +67,6 @@ class ObjectiveSpec:
     label: str
     name: str
     options: dict = field(default_factory=dict)
-
-
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def parse_objective_spec(text: str) -> ObjectiveSpec:
@@ -105,7 +91,7 @@ def parse_objective_spec(text: str) -> ObjectiveSpec:
                                    f"key=value; write name[:key=value,...], e.g. iwae:particles=5")
             if key in options:
                 raise PyroDGMError(f"objective spec {text!r} sets option {key!r} twice")
-            options[key] = _value(value.strip())
+            options[key] = parse_value(value.strip())
     objective = get_objective(name)
     unknown = sorted(set(options) - set(objective.options))
     if unknown:
@@ -144,92 +130,6 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise PyroDGMError(f"--seeds lists a seed twice: {text!r}")
     return seeds
-
-
-# -- gradient variance --------------------------------------------------------------------
-def _as_args(batch) -> tuple:
-    return batch if isinstance(batch, tuple) else (batch,)
-
-
-def guide_parameters(guide: Callable, *args) -> dict[str, torch.Tensor]:
-    """The guide's parameters, as the leaf tensors that objectives put gradients on.
-
-    They are read from the ``param`` sites of one guide trace (a ``PyroModule`` guide's
-    parameters, ``pyro.module`` networks and ``pyro.param`` sites alike), so that the model's
-    parameters are excluded even for objectives that also set the model's gradients.
-    """
-    with poutine.block():
-        trace = poutine.trace(guide).get_trace(*args)
-    store = pyro.get_param_store()
-    return {name: store.get_param(name).unconstrained()
-            for name, site in trace.nodes.items() if site["type"] == "param"}
-
-
-def gradient_variance(model: Callable, guide: Callable, loss, batch, num_estimates: int = 100,
-                      params: dict[str, torch.Tensor] | Sequence[torch.Tensor] | None = None,
-                      seed: int | None = None, per_example: bool = True) -> dict:
-    r"""Spread of ``loss``'s gradient estimator for the guide parameters at the current point.
-
-    Calls ``loss.loss_and_grads(model, guide, *batch)`` ``num_estimates`` times on the same
-    ``batch`` (a tensor or a tuple of program arguments), clearing every gradient in between,
-    and flattens the gradients of ``params`` (default: :func:`guide_parameters`; a parameter
-    with no gradient counts as zero). Parameters are not changed. With ``per_example`` the
-    gradients are those of the loss per example (divided by the batch size), so numbers compare
-    across batch sizes.
-
-    Returns ``num_estimates``, ``num_params``, ``batch_size``, ``mean`` and ``variance`` (per
-    coordinate of the flattened gradient, in the order of ``params``), ``total_variance`` (trace of the sample covariance, unbiased),
-    ``mean_squared_norm`` (mean of ``|g|^2``), ``squared_norm_of_mean`` (``|mean|^2``),
-    ``snr`` (``|mean| / sqrt(total_variance)``) and ``mean_coordinate_snr`` (mean over
-    coordinates of ``|mean_i| / sd_i``, Rainforth et al. 2018, coordinates with ``sd_i > 0``).
-    """
-    if num_estimates < 2:
-        raise PyroDGMError(f"gradient variance needs at least 2 estimates, got {num_estimates}")
-    args = _as_args(batch)
-    if seed is not None:
-        pyro.set_rng_seed(seed)
-    if params is None:
-        params = guide_parameters(guide, *args)
-    params = list(params.values()) if isinstance(params, dict) else list(params)
-    if not params:
-        raise PyroDGMError("the guide has no parameters to measure the gradient variance of")
-    scale = 1.0 / args[0].shape[0] if per_example else 1.0
-    store = pyro.get_param_store()
-
-    def clear_gradients():
-        for tensor in [*params, *(store.get_param(n).unconstrained() for n in store.keys())]:
-            tensor.grad = None
-
-    estimates = []
-    for _ in range(num_estimates):
-        clear_gradients()
-        loss.loss_and_grads(model, guide, *args)
-        estimates.append(torch.cat([
-            (p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1) * scale
-            for p in params]))
-    clear_gradients()
-    return gradient_statistics(torch.stack(estimates), batch_size=args[0].shape[0])
-
-
-def gradient_statistics(estimates: torch.Tensor, batch_size: int | None = None) -> dict:
-    """The statistics of :func:`gradient_variance` from ``estimates`` of shape ``(M, P)``."""
-    estimates = estimates.double()
-    mean = estimates.mean(0)
-    variance = estimates.var(0, unbiased=True)
-    total_variance = variance.sum().item()
-    sd = variance.sqrt()
-    spread = sd > 0
-    return {
-        "num_estimates": estimates.shape[0], "num_params": estimates.shape[1],
-        "batch_size": batch_size,
-        "mean": mean, "variance": variance,
-        "total_variance": total_variance,
-        "mean_squared_norm": estimates.pow(2).sum(1).mean().item(),
-        "squared_norm_of_mean": mean.pow(2).sum().item(),
-        "snr": mean.norm().item() / math.sqrt(total_variance) if total_variance > 0 else math.inf,
-        "mean_coordinate_snr": (mean.abs()[spread] / sd[spread]).mean().item()
-        if spread.any() else math.inf,
-    }
 
 
 # -- the comparison -----------------------------------------------------------------------
@@ -361,7 +261,7 @@ def weights_fingerprint(*modules: torch.nn.Module) -> str:
     return digest.hexdigest()[:12]
 
 
-def compare(model_name: str, objectives: Sequence[str], *, dataset: str = "bars",
+def compare(model_name: str, objectives: Sequence[str] | str, *, dataset: str = "bars",
             seeds: Sequence[int] = (0,), epochs: int | None = None, seconds: float | None = None,
             lr: float | None = None, batch_size: int | None = None, hyper: dict | None = None,
             objective_options: dict[str, dict] | None = None, data_options: dict | None = None,
@@ -371,11 +271,10 @@ def compare(model_name: str, objectives: Sequence[str], *, dataset: str = "bars"
             variance_warmup: int = 0, device: str = "cpu", progress: bool = True) -> Comparison:
     """Train zoo model ``model_name`` under each objective spec in ``objectives``; see the module doc.
 
-    - ``objectives``: spec strings ``name[:key=value,...]`` (the label of each run);
-      ``objective_options`` maps a label to more options for it.
-    - budget: ``epochs`` (whole epochs through ``Trainer.fit``) or ``seconds`` (training
-      wall-clock, ``Trainer.step`` on batches until spent; the step that crosses the budget
-      finishes); neither means the model's default epochs.
+    - ``objectives``: spec strings ``name[:key=value,...]`` (the label of each run), or one
+      comma-separated string of them; ``objective_options`` maps a label to more options for it.
+    - budget: ``epochs`` (whole epochs) or ``seconds`` (training wall-clock; the step that
+      crosses the budget finishes); neither means the model's default epochs.
     - ``lr``, ``batch_size``: default the zoo entry's; ``hyper``: model hyper-parameters;
       ``data_options``: the data set's options (e.g. ``binarize``, ``n_train``); the data are
       drawn once with ``data_seed`` for every run.
@@ -387,16 +286,8 @@ def compare(model_name: str, objectives: Sequence[str], *, dataset: str = "bars"
       weights, or, with ``variance_warmup`` > 0, after that many epochs of training with the
       first objective (the same point for every objective). ``variance_samples=0`` skips it.
     """
-    from pyro_dgm.data import available_datasets, load_dataset
-    from pyro_dgm.zoo import get_entry
-
     entry = get_entry(model_name)
-    if dataset not in available_datasets():
-        raise PyroDGMError(f"unknown data set {dataset!r}; expected one of "
-                           f"{', '.join(available_datasets())}")
-    if dataset not in entry.datasets:
-        raise PyroDGMError(f"model {entry.name!r} is not set up for data set {dataset!r}; "
-                           f"it takes {', '.join(entry.datasets)}")
+    check_dataset(entry, dataset)
     if epochs is not None and seconds is not None:
         raise PyroDGMError("give a budget of epochs or of seconds, not both")
     if epochs is None and seconds is None:
@@ -412,56 +303,50 @@ def compare(model_name: str, objectives: Sequence[str], *, dataset: str = "bars"
     if variance_samples == 1 or variance_samples < 0:
         raise PyroDGMError(f"variance_samples must be 0 (skip) or at least 2, got {variance_samples}")
     specs = _specs(objectives, objective_options or {}, entry)
-    lr = entry.training["lr"] if lr is None else lr
-    batch_size = entry.training["batch_size"] if batch_size is None else batch_size
-    hyper = entry.hyper(hyper)
     resolve_device(device)
-
-    options = dict(data_options or {})
-    binarize = options.pop("binarize", None)
-    train, test = (load_dataset(dataset, split, data_dir=data_dir, binarize=binarize,
-                                seed=data_seed, **options) for split in ("train", "test"))
-    x_eval = _fixed_draw(test, test.x[:eval_examples], data_seed).to(device)
-    variance_batch_size = variance_batch_size or batch_size
-    x_variance = _fixed_draw(train, train.x[:variance_batch_size], data_seed).to(device)
+    base = {"model": entry.name, "dataset": dataset, "objective": specs[0].name,
+            "epochs": epochs, "seconds": seconds,
+            "batch_size": entry.training["batch_size"] if batch_size is None else batch_size,
+            "lr": entry.training["lr"] if lr is None else lr, "seed": data_seed,
+            "device": device, "data_dir": None if data_dir is None else str(data_dir),
+            "hyper": entry.hyper(hyper), "objective_options": {},
+            "data_options": dict(data_options or {})}
+    train, test = Experiment(base).data  # one draw of the data, shared by every run
+    x_eval = test.observed(eval_examples, seed=data_seed, device=device)
+    variance_batch_size = variance_batch_size or base["batch_size"]
+    x_variance = train.observed(variance_batch_size, seed=data_seed, device=device)
     if eval_every is None:
         eval_every = max(1, epochs // 10) if epochs is not None else seconds / 10
 
-    def build_at(seed: int):
-        """The model and guide with seed ``seed``'s initial weights (param store cleared)."""
-        pyro.clear_param_store()
-        pyro.set_rng_seed(seed)
-        try:
-            model, guide = entry.build(hyper, train)
-        except (ValueError, TypeError) as error:
-            raise PyroDGMError(f"model {entry.name!r} cannot be built with {hyper}: {error}") from None
-        return model.to(device), guide.to(device)
+    def experiment(spec: ObjectiveSpec, seed: int) -> Experiment:
+        """The run of ``spec`` with seed ``seed``: its model and guide built, not trained."""
+        config = {**base, "objective": spec.name, "objective_options": spec.options, "seed": seed}
+        run = Experiment(config, data=(train, test))
+        run.build()
+        return run
 
-    _check_objectives(specs, build_at(seeds[0]), x_variance)
-    _warm_up(specs, build_at, seeds[0], x_variance, lr, device)
+    _check_objectives(specs, experiment(specs[0], seeds[0]), x_variance)
+    _warm_up(specs, experiment, seeds[0], x_variance)
     config = {"model": entry.name, "dataset": dataset, "objectives": [s.label for s in specs],
-              "seeds": list(seeds), "epochs": epochs, "seconds": seconds, "lr": lr,
-              "batch_size": batch_size, "hyper": hyper, "data_options": data_options or {},
-              "data_seed": data_seed, "n_train": len(train), "n_test": len(test),
-              "iwae_samples": iwae_samples, "eval_examples": x_eval.shape[0],
-              "eval_every": eval_every, "variance_samples": variance_samples,
-              "variance_batch_size": x_variance.shape[0], "variance_warmup": variance_warmup,
-              "device": device}
+              "seeds": list(seeds), "epochs": epochs, "seconds": seconds, "lr": base["lr"],
+              "batch_size": base["batch_size"], "hyper": base["hyper"],
+              "data_options": data_options or {}, "data_seed": data_seed,
+              "n_train": len(train), "n_test": len(test), "iwae_samples": iwae_samples,
+              "eval_examples": x_eval.shape[0], "eval_every": eval_every,
+              "variance_samples": variance_samples, "variance_batch_size": x_variance.shape[0],
+              "variance_warmup": variance_warmup, "device": device}
     runs = []
     for seed in seeds:
-        grads = (_variances(specs, build_at, seed, x_variance, variance_samples, variance_warmup,
-                            train, lr, batch_size, device) if variance_samples else {})
+        grads = (_variances(specs, experiment, seed, x_variance, variance_samples,
+                            variance_warmup, train) if variance_samples else {})
         for spec in specs:
-            model, guide = build_at(seed)
+            run_experiment = experiment(spec, seed)
+            model, guide = run_experiment.model, run_experiment.guide
             run = {"label": spec.label, "objective": spec.name, "options": spec.options,
                    "seed": seed, "init_fingerprint": weights_fingerprint(model, guide)}
-            trainer = Trainer(model, guide, spec.name, lr=lr, batch_size=batch_size, seed=seed,
-                              device=device, objective_options=spec.options, progress=False)
+            trainer = run_experiment.make_trainer()
             evaluate = _evaluator(model, guide, x_eval, iwae_samples)
-            if epochs is not None:
-                run.update(_train_epochs(trainer, train, epochs, eval_every, evaluate))
-            else:
-                run.update(_train_seconds(trainer, train, seconds, eval_every, evaluate))
+            run.update(_train_with_curve(trainer, train, epochs, seconds, eval_every, evaluate))
             final = run["curve"][-1]
             run.update(final_nll=final["nll"], test_elbo=final["test_elbo"], nll_k=iwae_samples,
                        seconds_per_epoch=run["train_seconds"] / run["epochs"]
@@ -492,38 +377,26 @@ def _specs(objectives, objective_options: dict, entry) -> list[ObjectiveSpec]:
     specs = [dataclasses.replace(s, options={**s.options, **objective_options.get(s.label, {})})
              for s in specs]
     for spec in specs:
-        if spec.name not in entry.objectives:
-            raise PyroDGMError(f"objective {spec.name!r} does not apply to model {entry.name!r}; "
-                               f"it takes {', '.join(entry.objectives)}")
+        check_objective(entry, spec.name)
         build_objective(spec.name, **spec.options)  # refuses bad option values
     return specs
 
 
-def _check_objectives(specs, programs, x) -> None:
+def _check_objectives(specs, run: Experiment, x) -> None:
     """Run each objective's check on a guide trace, before any training starts."""
-    model, guide = programs
     with poutine.block():
-        guide_trace = poutine.trace(guide).get_trace(x)
+        guide_trace = poutine.trace(run.guide).get_trace(x)
     for spec in specs:
         check = get_objective(spec.name).check
         if check is not None:
             check(guide_trace)
 
 
-def _warm_up(specs, build_at, seed, x, lr, device) -> None:
+def _warm_up(specs, experiment: Callable, seed: int, x) -> None:
     """One untimed training step per objective, so that one-time costs (lazy imports, the
     optimizer's first step) are not charged to whichever run happens to come first."""
     for spec in specs:
-        model, guide = build_at(seed)
-        Trainer(model, guide, spec.name, lr=lr, batch_size=x.shape[0], seed=seed, device=device,
-                objective_options=spec.options, progress=False).step(x)
-
-
-def _fixed_draw(data, x: torch.Tensor, seed: int) -> torch.Tensor:
-    """``x`` as the model sees it; dynamically binarized data get one fixed draw."""
-    if getattr(data, "binarize", "none") == "dynamic":
-        return torch.bernoulli(x, generator=torch.Generator().manual_seed(seed))
-    return x
+        experiment(spec, seed).make_trainer().step(x)
 
 
 def _evaluator(model, guide, x_eval: torch.Tensor, k: int) -> Callable[[], dict]:
@@ -541,70 +414,44 @@ def _evaluator(model, guide, x_eval: torch.Tensor, k: int) -> Callable[[], dict]
     return evaluate
 
 
-def _train_epochs(trainer: Trainer, train, epochs: int, eval_every: int, evaluate) -> dict:
-    """Whole epochs through ``Trainer.fit``, evaluating every ``eval_every`` epochs and at the end."""
+def _train_with_curve(trainer: Trainer, train, epochs: int | None, seconds: float | None,
+                      eval_every: float, evaluate: Callable[[], dict]) -> dict:
+    """Train for the budget (``epochs``, or ``seconds`` of training time) through
+    ``Trainer.fit``, evaluating before training, every ``eval_every`` epochs (or seconds) and
+    at the end; a run that diverges stops there, with NaN numbers."""
+    budget = epochs if epochs is not None else seconds
+    stops = [eval_every * i for i in range(1, math.ceil(budget / eval_every))] + [budget]
     curve = [{"seconds": 0.0, "epochs": 0, **evaluate()}]
     status = "ok"
-    stops = sorted({*range(int(eval_every), epochs, int(eval_every)), epochs})
     for stop in stops:
         try:
-            trainer.fit(train, stop)
+            if epochs is not None:
+                trainer.fit(train, int(stop))
+            else:
+                trainer.fit(train, seconds=stop)
         except TrainingDiverged as error:
             status = f"diverged: {error}"
-        seconds = sum(h["seconds"] for h in trainer.history)
-        point = {"nll": math.nan, "test_elbo": math.nan} if status != "ok" else evaluate()
-        curve.append({"seconds": seconds, "epochs": len(trainer.history), **point})
+        done = len(trainer.history) if epochs is not None else trainer.examples / len(train)
+        point = evaluate() if status == "ok" else {"nll": math.nan, "test_elbo": math.nan}
+        curve.append({"seconds": trainer.train_seconds, "epochs": done, **point})
         if status != "ok":
             break
-    steps = math.ceil(len(train) / trainer.batch_size) * len(trainer.history)
-    return {"curve": curve, "train_seconds": curve[-1]["seconds"],
-            "epochs": len(trainer.history), "steps": steps, "status": status}
+    return {"curve": curve, "train_seconds": trainer.train_seconds, "epochs": curve[-1]["epochs"],
+            "steps": trainer.steps, "status": status}
 
 
-def _train_seconds(trainer: Trainer, train, seconds: float, eval_every: float, evaluate) -> dict:
-    """``Trainer.step`` on batches until ``seconds`` of training time are spent."""
-    curve = [{"seconds": 0.0, "epochs": 0.0, **evaluate()}]
-    spent, steps, examples, next_eval, status = 0.0, 0, 0, eval_every, "ok"
-    while spent < seconds and status == "ok":
-        for batch in train.batches(trainer.batch_size, generator=trainer.generator):
-            started = time.perf_counter()
-            try:
-                loss = trainer.step(batch)
-            except ValueError as error:  # a distribution refused non-finite parameters
-                if "invalid values" not in str(error):
-                    raise
-                loss = math.nan
-            spent += time.perf_counter() - started
-            steps, examples = steps + 1, examples + _as_args(batch)[0].shape[0]
-            if not math.isfinite(loss):
-                status = f"diverged: the loss became {loss} at step {steps}"
-                curve.append({"seconds": spent, "epochs": examples / len(train),
-                              "nll": math.nan, "test_elbo": math.nan})
-                break
-            if spent >= next_eval or spent >= seconds:
-                curve.append({"seconds": spent, "epochs": examples / len(train), **evaluate()})
-                while next_eval <= spent:
-                    next_eval += eval_every
-            if spent >= seconds:
-                break
-    return {"curve": curve, "train_seconds": spent, "epochs": examples / len(train),
-            "steps": steps, "status": status}
-
-
-def _variances(specs, build_at, seed, x, num_estimates, warmup, train, lr, batch_size,
-               device) -> dict[str, dict]:
+def _variances(specs, experiment: Callable, seed: int, x, num_estimates: int, warmup: int,
+               train) -> dict[str, dict]:
     """Guide-gradient statistics of every objective at one parameter point for ``seed``."""
     point = None
     if warmup:
-        model, guide = build_at(seed)
-        reference = specs[0]
-        Trainer(model, guide, reference.name, lr=lr, batch_size=batch_size, seed=seed,
-                device=device, objective_options=reference.options,
-                progress=False).fit(train, warmup)
-        point = (model.state_dict(), guide.state_dict())
+        reference = experiment(specs[0], seed)
+        reference.make_trainer().fit(train, warmup)
+        point = (reference.model.state_dict(), reference.guide.state_dict())
     grads = {}
     for spec in specs:
-        model, guide = build_at(seed)
+        run = experiment(spec, seed)
+        model, guide = run.model, run.guide
         if point is not None:
             model.load_state_dict(point[0])
             guide.load_state_dict(point[1])

@@ -1,0 +1,353 @@
+"""The experiment layer: one object owns a run, from its configuration to its folder.
+
+An :class:`Experiment` is made from a configuration (the keys of ``config.json``) and does,
+in this order::
+
+    validate -> load data -> seed -> build model and guide -> train (epochs or seconds)
+             -> held-out metrics -> figures -> run folder
+
+It also restores a trained run from its folder, evaluates it and samples from it. The command
+line's ``train``, ``evaluate`` and ``sample`` are thin calls into it, and ``compare`` is a loop
+over experiments that share one data draw and one budget (:mod:`pyro_dgm.compare`).
+
+>>> config = make_config("vae", dataset="bars", epochs=5, settings={"z_dim": 2})
+>>> experiment = Experiment(config, out="runs/vae-bars")
+>>> metrics = experiment.run()                 # writes config.json, checkpoint.pt, metrics.json, PNGs
+>>> run = load_run("runs/vae-bars")            # config, model, guide, train, test, parameters loaded
+
+**Seeding.** The seed is set before anything random is built: two experiments with the same
+configuration start from the same weights, see the same batches and write the same
+``metrics.json`` (timings aside).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyro
+import torch
+
+from pyro_dgm.data import Dataset, available_datasets, dataset_options, load_dataset
+from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.infer import Trainer, get_objective, load_checkpoint
+from pyro_dgm.infer.trainer import resolve_device
+from pyro_dgm.zoo import ZooEntry, get_entry
+
+CONFIG, METRICS, EVAL, CHECKPOINT = "config.json", "metrics.json", "eval.json", "checkpoint.pt"
+# keys of config.json that must be present for a run to be rebuilt
+CONFIG_KEYS = ("model", "dataset", "objective", "epochs", "batch_size", "lr", "seed", "device",
+               "data_dir", "hyper", "objective_options", "data_options")
+
+
+# -- configuration ------------------------------------------------------------------------
+def parse_value(text: str) -> Any:
+    """A setting's value as JSON where it parses (``20``, ``1e-3``, ``[200, 200]``, ``true``),
+    else the string itself (``dynamic``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """``["z_dim=20", "binarize=dynamic"]`` -> ``{"z_dim": 20, "binarize": "dynamic"}``."""
+    settings = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise PyroDGMError(f"--set takes key=value, got {pair!r}")
+        settings[key] = parse_value(text)
+    return settings
+
+
+def check_dataset(entry: ZooEntry, dataset: str) -> None:
+    """Refuse a data set that does not exist or that the model is not set up for."""
+    if dataset not in available_datasets():
+        raise PyroDGMError(f"unknown data set {dataset!r}; expected one of "
+                           f"{', '.join(available_datasets())}")
+    if dataset not in entry.datasets:
+        raise PyroDGMError(f"model {entry.name!r} is not set up for data set {dataset!r}; "
+                           f"it takes {', '.join(entry.datasets)}")
+
+
+def check_objective(entry: ZooEntry, objective: str) -> None:
+    """Refuse an objective that does not exist or that the zoo does not list for the model."""
+    get_objective(objective)
+    if objective not in entry.objectives:
+        raise PyroDGMError(f"objective {objective!r} does not apply to model {entry.name!r}; "
+                           f"it takes {', '.join(entry.objectives)}")
+
+
+def split_settings(entry: ZooEntry, dataset: str, objective: str | None, settings: dict) -> dict:
+    """Route settings to the model's hyper-parameters, the objective's options, or the data set.
+
+    With ``objective=None`` (a comparison of several objectives) no objective option is taken;
+    those go in each objective's spec instead. An unknown key lists the valid ones.
+    """
+    objective_keys = get_objective(objective).options if objective is not None else {}
+    data_keys = {"binarize", *dataset_options(dataset)}
+    routed = {"hyper": {}, "objective_options": {}, "data_options": {}}
+    for key, value in settings.items():
+        if key in entry.defaults:
+            routed["hyper"][key] = value
+        elif key in objective_keys:
+            routed["objective_options"][key] = value
+        elif key in data_keys:
+            routed["data_options"][key] = value
+        else:
+            valid = sorted({*entry.defaults, *objective_keys, *data_keys})
+            hint = ("" if objective is not None else
+                    " (objective options go in the spec, e.g. iwae:particles=5)")
+            raise PyroDGMError(f"unknown setting {key!r} for model {entry.name!r}"
+                               + (f", objective {objective!r}" if objective else "")
+                               + f" and data set {dataset!r}; valid: {', '.join(valid)}{hint}")
+    return routed
+
+
+def make_config(model: str, *, dataset: str = "bars", objective: str | None = None,
+                epochs: int | None = None, seconds: float | None = None,
+                batch_size: int | None = None, lr: float | None = None, seed: int = 0,
+                device: str = "cpu", data_dir: str | None = None,
+                settings: dict | None = None) -> dict:
+    """A complete, validated run configuration (the keys of ``config.json``).
+
+    Unset values take the zoo entry's published defaults; ``settings`` mixes hyper-parameters,
+    objective options and data options, routed by :func:`split_settings`.
+    """
+    entry = get_entry(model)
+    objective = objective or entry.objective
+    check_objective(entry, objective)
+    check_dataset(entry, dataset)
+    routed = split_settings(entry, dataset, objective, settings or {})
+    training = entry.training
+    return {
+        "model": entry.name, "dataset": dataset, "objective": objective,
+        "epochs": training["epochs"] if epochs is None else epochs,
+        "seconds": seconds,
+        "batch_size": training["batch_size"] if batch_size is None else batch_size,
+        "lr": training["lr"] if lr is None else lr, "seed": seed, "device": device,
+        "data_dir": None if data_dir is None else str(data_dir),
+        "hyper": entry.hyper(routed["hyper"]),
+        "objective_options": routed["objective_options"], "data_options": routed["data_options"],
+    }
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file of a run folder, or one sentence saying why it cannot be read."""
+    if not path.is_file():
+        raise PyroDGMError(f"{path} does not exist: is {path.parent} a pyro-dgm run folder?")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise PyroDGMError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+
+
+def write_json(data: dict, path: Path) -> None:
+    """Write ``data`` atomically: a crash leaves the old file or the new one, never half of one."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def read_config(run_dir: Path) -> dict:
+    """The ``config.json`` of a run folder, with every key a run needs."""
+    config = read_json(Path(run_dir) / CONFIG)
+    missing = [key for key in CONFIG_KEYS if key not in config]
+    if missing:
+        raise PyroDGMError(f"{Path(run_dir) / CONFIG} lacks the key(s) {', '.join(missing)}; "
+                           f"it was not written by pyro-dgm train")
+    config.setdefault("seconds", None)
+    return config
+
+
+# -- the experiment -----------------------------------------------------------------------
+class Experiment:
+    """One run: configuration, data, model and guide, training, metrics, figures, folder.
+
+    ``config`` holds the keys of ``config.json`` (see :func:`make_config`); ``out`` is the run
+    folder (``None``: nothing is written). ``data`` gives an already loaded ``(train, test)``
+    pair, e.g. the one draw shared by every run of a comparison.
+    """
+
+    def __init__(self, config: dict, out: str | Path | None = None,
+                 data: tuple[Dataset, Dataset] | None = None):
+        self.config = config
+        self.entry = get_entry(config["model"])
+        self.out = Path(out) if out is not None else None
+        self._data = data
+        self.model = self.guide = self.trainer = None
+        self.history: list[dict] = []
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, device: str | None = None) -> "Experiment":
+        """The experiment of a run folder (its model and guide not built yet)."""
+        config = read_config(Path(run_dir))
+        if device is not None:
+            config["device"] = device
+        return cls(config, out=run_dir)
+
+    # -- the parts ------------------------------------------------------------------------
+    @property
+    def data(self) -> tuple[Dataset, Dataset]:
+        """The ``(train, test)`` data sets of the configuration, loaded once."""
+        if self._data is None:
+            options = dict(self.config["data_options"])
+            binarize = options.pop("binarize", None)
+            self._data = tuple(
+                load_dataset(self.config["dataset"], split, data_dir=self.config["data_dir"],
+                             binarize=binarize, seed=self.config["seed"], **options)
+                for split in ("train", "test"))
+        return self._data
+
+    def build(self):
+        """Seed, then build the model and guide: the same seed gives the same initial weights."""
+        device = resolve_device(self.config["device"])
+        train, _ = self.data
+        pyro.clear_param_store()
+        pyro.set_rng_seed(self.config["seed"])
+        try:
+            model, guide = self.entry.build(self.entry.hyper(self.config["hyper"]), train)
+        except (ValueError, TypeError) as error:
+            raise PyroDGMError(f"model {self.entry.name!r} cannot be built with "
+                               f"{self.config['hyper']}: {error}") from None
+        self.model, self.guide = model.to(device), guide.to(device)
+        return self.model, self.guide
+
+    def make_trainer(self, progress: bool = False) -> Trainer:
+        """The Trainer of this run (building the model first if needed)."""
+        if self.model is None:
+            self.build()
+        checkpoint = self.out / CHECKPOINT if self.out is not None else None
+        self.trainer = Trainer(self.model, self.guide, self.config["objective"],
+                               lr=self.config["lr"], batch_size=self.config["batch_size"],
+                               seed=self.config["seed"], device=self.config["device"],
+                               objective_options=self.config["objective_options"],
+                               checkpoint=checkpoint, progress=progress)
+        return self.trainer
+
+    # -- training -------------------------------------------------------------------------
+    def train(self, resume: bool = False, progress: bool = False) -> list[dict]:
+        """Train for the configured budget (``seconds`` if set, else ``epochs``)."""
+        trainer = self.trainer or self.make_trainer(progress)
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_json(self.config, self.out / CONFIG)
+        train, _ = self.data
+        if self.config.get("seconds") is not None:
+            self.history = trainer.fit(train, seconds=self.config["seconds"], resume=resume)
+        else:
+            self.history = trainer.fit(train, self.config["epochs"], resume=resume)
+        return self.history
+
+    def metrics(self, eval_samples: int = 100) -> dict:
+        """The contents of ``metrics.json``: what was trained, for how long, held-out numbers."""
+        train, test = self.data
+        seconds = sum(h["seconds"] for h in self.history)
+        pyro.set_rng_seed(self.config["seed"])
+        held_out = self.entry.test_metrics(self.model, self.guide, test, eval_samples)
+        return {
+            "model": self.config["model"], "dataset": self.config["dataset"],
+            "objective": self.config["objective"], "epochs": len(self.history),
+            "n_train": len(train), "n_test": len(test), "train_seconds": seconds,
+            "seconds_per_epoch": seconds / max(len(self.history), 1),
+            "history": self.history, **held_out, "hyper": self.config["hyper"],
+            "data": {k: v for k, v in train.info.items() if isinstance(v, (str, int, float))},
+        }
+
+    def figures(self) -> None:
+        """The model family's figures, into the run folder."""
+        train, test = self.data
+        self.entry.figures(self.model, self.guide, train, test, self.history, self._folder())
+
+    def run(self, resume: bool = False, eval_samples: int = 100, progress: bool = False,
+            log=None) -> dict:
+        """Train, then write ``metrics.json`` and the figures; returns the metrics.
+
+        ``log`` (e.g. ``print``) is told when training ends and where the results go.
+        """
+        started = time.perf_counter()
+        self.train(resume=resume, progress=progress)
+        if log is not None:
+            epochs = len(self.history)
+            log(f"trained {self.config['model']} on {self.config['dataset']} for {epochs} "
+                f"epoch{'s' if epochs != 1 else ''} ({time.perf_counter() - started:.1f} s); "
+                f"writing metrics and figures to {self.out}")
+        metrics = self.metrics(eval_samples)
+        if self.out is not None:
+            write_json(metrics, self.out / METRICS)
+            self.figures()
+        return metrics
+
+    # -- a trained run --------------------------------------------------------------------
+    def restore(self):
+        """Build the model and guide and load the run folder's checkpoint into them."""
+        folder = self._folder()
+        resolve_device(self.config["device"])
+        state = load_checkpoint(folder / CHECKPOINT, self.config["device"])
+        model, guide = self.build()
+        pyro.clear_param_store()
+        try:
+            model.load_state_dict(state["modules"]["model"])
+            guide.load_state_dict(state["modules"]["guide"])
+        except (KeyError, RuntimeError):
+            raise PyroDGMError(f"the checkpoint in {folder} does not fit the model in its "
+                               f"{CONFIG}") from None
+        self.history = list(state.get("history", []))
+        return model, guide
+
+    def evaluate(self, iwae_samples: int = 1000, knn: bool = False) -> dict:
+        """Held-out metrics of the restored run (``eval.json``); ``knn`` needs labels."""
+        if self.model is None:
+            self.restore()
+        train, test = self.data
+        metrics = self.entry.evaluate(self.model, self.guide, test, train,
+                                      iwae_samples=iwae_samples, knn=knn and test.y is not None,
+                                      seed=self.config["seed"])
+        if self.out is not None:
+            write_json(metrics, self.out / EVAL)
+        return metrics
+
+    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` draws from the restored model, seeded."""
+        if n < 1:
+            raise PyroDGMError(f"-n must be a positive number of samples, got {n}")
+        if self.model is None:
+            self.restore()
+        pyro.set_rng_seed(seed)
+        return self.model.sample(n)
+
+    def _folder(self) -> Path:
+        if self.out is None:
+            raise PyroDGMError("this experiment has no run folder (out=None)")
+        return self.out
+
+
+@dataclass
+class Run:
+    """A trained run, as :func:`load_run` gives it back."""
+
+    config: dict
+    model: torch.nn.Module
+    guide: torch.nn.Module
+    train: Dataset
+    test: Dataset
+    history: list
+
+
+def load_run(path: str | Path, device: str | None = None) -> Run:
+    """Load the run folder ``path`` (written by ``pyro-dgm train`` or :meth:`Experiment.run`).
+
+    Returns a :class:`Run` with the configuration, the model and guide with their trained
+    parameters, the training and test data and the training history::
+
+        run = pyro_dgm.load_run("runs/quickstart")
+        codes = run.guide.encode(run.test.x)
+    """
+    experiment = Experiment.from_run(path, device)
+    model, guide = experiment.restore()
+    train, test = experiment.data
+    return Run(experiment.config, model, guide, train, test, experiment.history)
