@@ -9,64 +9,113 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+import torch
 
 from pyro_dgm import plots
 from pyro_dgm.data import available_datasets, dataset_options
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.experiment import Experiment, make_config, parse_settings
+from pyro_dgm.experiment import (
+    EVAL,
+    Experiment,
+    check_resume,
+    check_writable,
+    make_config,
+    parse_settings,
+    split_settings,
+)
 from pyro_dgm.infer import OBJECTIVES
 from pyro_dgm.zoo import ZOO
+
+# what an interruption leaves behind, set by the command that runs (a one-element holder)
+_interrupted_note = [lambda: "nothing was written"]
 
 
 # -- commands -----------------------------------------------------------------------------
 def command_list(args) -> None:
+    width = max(len(name) for name in [*ZOO, *OBJECTIVES, *available_datasets()]) + 2
     print("models:")
     for entry in ZOO.values():
-        print(f"  {entry.name:<10} {entry.description}; guide {entry.guide.split('.')[-1]}; "
-              f"objectives {', '.join(entry.objectives)} (default {entry.objective})")
+        print(f"  {entry.name:<{width}}{entry.description}")
+        print(f"  {'':<{width}}guide {entry.guide.split('.')[-1]}; objectives "
+              f"{', '.join(entry.objectives)} (default {entry.objective}); data "
+              f"{', '.join(entry.datasets)}")
+        hyper = ", ".join(f"{key}={json.dumps(value)}" for key, value in entry.defaults.items())
+        print(f"  {'':<{width}}hyper-parameters: {hyper}")
     print("objectives:")
     for spec in OBJECTIVES.values():
         options = ", ".join(f"{k}={v}" for k, v in spec.options.items())
-        print(f"  {spec.name:<10} {spec.description}" + (f" [{options}]" if options else ""))
+        print(f"  {spec.name:<{width}}{spec.description}" + (f" [{options}]" if options else ""))
     print("data sets:")
     for name in available_datasets():
-        print(f"  {name:<10} options: {', '.join(['binarize', *dataset_options(name)])}")
+        print(f"  {name:<{width}}options: {', '.join(['binarize', *dataset_options(name)])}")
 
 
 def command_train(args) -> None:
-    out = Path(args.out or f"runs/{args.model}-{args.dataset}")
+    dataset = args.dataset or "bars"
+    out = Path(args.out or f"runs/{args.model}-{dataset}")
     if args.resume:
+        if args.overwrite:
+            raise PyroDGMError("give --resume or --overwrite, not both")
         experiment = Experiment.from_run(out)
-        if args.epochs is not None:
-            experiment.config["epochs"] = args.epochs
+        given = {"model": args.model, "dataset": args.dataset, "objective": args.objective,
+                 "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                 "epochs": args.epochs, "seconds": args.seconds, "device": args.device}
+        if args.set:
+            entry = experiment.entry
+            given.update(split_settings(entry, experiment.config["dataset"],
+                                        experiment.config["objective"], parse_settings(args.set)))
+        experiment.config = check_resume(experiment.config, given, out)
     else:
-        config = make_config(args.model, dataset=args.dataset, objective=args.objective,
+        config = make_config(args.model, dataset=dataset, objective=args.objective,
                              epochs=args.epochs, seconds=args.seconds,
-                             batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                             device=args.device, data_dir=args.data_dir,
+                             batch_size=args.batch_size, lr=args.lr,
+                             seed=0 if args.seed is None else args.seed,
+                             device=args.device or "cpu", data_dir=args.data_dir,
                              settings=parse_settings(args.set))
         experiment = Experiment(config, out=out)
-    metrics = experiment.run(resume=args.resume, eval_samples=args.eval_samples,
-                             progress=not args.quiet, log=print)
+    _interrupted_note[0] = lambda: _kept(experiment)
+    metrics = experiment.run(resume=args.resume, overwrite=args.overwrite,
+                             eval_samples=args.eval_samples, progress=not args.quiet, log=print)
     if "test_elbo" in metrics:
         print(f"test ELBO {metrics['test_elbo']:.3f} nats per example")
 
 
+def _kept(experiment: Experiment) -> str:
+    """What an interrupted training left on disk, in words."""
+    trainer = experiment.trainer
+    if trainer is None or trainer.checkpoint is None or not trainer.checkpoint.exists():
+        return "no checkpoint was written, nothing was kept"
+    epochs = len(trainer.history)
+    return (f"the checkpoint of epoch {epochs} is kept in {experiment.out}; continue with "
+            f"pyro-dgm train {experiment.config['model']} --out {experiment.out} --resume")
+
+
 def command_evaluate(args) -> None:
     experiment = Experiment.from_run(args.run_dir, args.device)
+    _interrupted_note[0] = lambda: f"{Path(args.run_dir) / EVAL} was not written"
     metrics = experiment.evaluate(iwae_samples=args.iwae_samples, knn=args.knn)
     print(json.dumps(metrics, indent=2))
 
 
+IMAGE_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
 def command_sample(args) -> None:
+    target = Path(args.out) if args.out else Path(args.run_dir) / "samples.png"
+    if not target.suffix:
+        target = target.with_suffix(".png")
+    if target.suffix.lower() not in IMAGE_FORMATS:
+        raise PyroDGMError(f"--out {args.out} names a {target.suffix} file; samples are written "
+                           f"as {', '.join(IMAGE_FORMATS)}")
+    check_writable(target.parent)
     experiment = Experiment.from_run(args.run_dir, args.device)
     samples = experiment.sample(args.n, seed=args.seed)
     train, _ = experiment.data
-    path = plots.image_grid(samples, train.image_shape,
-                            args.out or Path(args.run_dir) / "samples.png",
-                            title="samples from the model")
+    path = plots.image_grid(samples, train.image_shape, target, title="samples from the model")
     print(f"wrote {path}")
 
 
@@ -90,29 +139,49 @@ def command_compare(args) -> None:
 
 
 # -- parser -------------------------------------------------------------------------------
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one ``error:`` sentence (no usage block)."""
+
+    def error(self, message: str):
+        raise PyroDGMError(f"{message} (see pyro-dgm {self.prog.split()[-1]} --help)"
+                           if " " in self.prog else f"{message} (see pyro-dgm --help)")
+
+
+def default_threads() -> int:
+    """Torch threads for one run: ``$OMP_NUM_THREADS`` if set, else half the cores (at least
+    one), so that two runs side by side do not oversubscribe the machine."""
+    from_environment = os.environ.get("OMP_NUM_THREADS", "")
+    if from_environment.isdigit() and int(from_environment) > 0:
+        return int(from_environment)
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyro-dgm", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="pyro-dgm", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="models, objectives and data sets")
 
     train = commands.add_parser("train", help="train a zoo model; writes a run folder")
     train.add_argument("model")
-    train.add_argument("--dataset", default="bars")
+    train.add_argument("--dataset", help="default: bars")
     train.add_argument("--objective", help="default: the model's default objective")
     train.add_argument("--epochs", type=int, help="total epochs (default: the model's)")
     train.add_argument("--seconds", type=float,
                        help="a budget of training seconds instead of epochs")
     train.add_argument("--batch-size", type=int)
     train.add_argument("--lr", type=float)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, help="default: 0")
     train.add_argument("--out", help="run folder (default: runs/MODEL-DATASET)")
     train.add_argument("--data-dir", help="where data files are (default: $PYRO_DGM_DATA, "
                                           "then ~/.cache/pyro_dgm)")
-    train.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    train.add_argument("--device", choices=["cpu", "cuda"], help="default: cpu")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="a hyper-parameter, objective option or data option")
     train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its checkpoint")
+                       help="continue the run in --out from its checkpoint (only --epochs, "
+                            "--seconds and --device may change)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out instead of refusing")
     train.add_argument("--eval-samples", type=int, default=100,
                        help="importance samples for the test ELBO in metrics.json")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -157,6 +226,9 @@ def make_parser() -> argparse.ArgumentParser:
     compare.add_argument("--data-dir", help="where data files are")
     compare.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     compare.add_argument("--quiet", action="store_true", help="no progress lines")
+    for command in (train, evaluate_, sample, compare):
+        command.add_argument("--threads", type=int, default=None,
+                             help="torch threads (default: $OMP_NUM_THREADS, else half the cores)")
     return parser
 
 
@@ -165,8 +237,14 @@ COMMANDS = {"list": command_list, "train": command_train, "evaluate": command_ev
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    _interrupted_note[0] = lambda: "nothing was written"
     try:
+        args = make_parser().parse_args(argv)
+        threads = getattr(args, "threads", None)
+        if threads is not None and threads < 1:
+            raise PyroDGMError(f"--threads must be a positive whole number, got {threads}")
+        if args.command != "list":
+            torch.set_num_threads(threads or default_threads())
         COMMANDS[args.command](args)
     except PyroDGMError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -175,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("interrupted; the last checkpoint written is kept", file=sys.stderr)
+        print(f"interrupted; {_interrupted_note[0]()}", file=sys.stderr)
         return 130
     return 0
 

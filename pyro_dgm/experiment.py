@@ -22,7 +22,11 @@ configuration start from the same weights, see the same batches and write the sa
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +38,7 @@ import torch
 from pyro_dgm.data import Dataset, available_datasets, dataset_options, load_dataset
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import Trainer, get_objective, load_checkpoint
+from pyro_dgm.infer.objectives import check_objective_options
 from pyro_dgm.infer.trainer import resolve_device
 from pyro_dgm.zoo import ZooEntry, get_entry
 
@@ -108,6 +113,38 @@ def split_settings(entry: ZooEntry, dataset: str, objective: str | None, setting
     return routed
 
 
+def validate_config(config: dict) -> dict:
+    """Refuse, in one sentence, a configuration that could not train; return it unchanged.
+
+    Run before anything is written, so a bad value never replaces a good run's ``config.json``.
+    """
+    entry = get_entry(config["model"])
+    check_objective(entry, config["objective"])
+    check_dataset(entry, config["dataset"])
+    entry.hyper(config["hyper"])
+    _whole(config["batch_size"], "the batch size", minimum=1)
+    _whole(config["epochs"], "the number of epochs", minimum=0)
+    _whole(config["seed"], "the seed", minimum=None)
+    lr = config["lr"]
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+        raise PyroDGMError(f"the learning rate must be a positive finite number, got {lr!r}")
+    seconds = config.get("seconds")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                                or not 0 < seconds < math.inf):
+        raise PyroDGMError(f"--seconds must be a positive finite number, got {seconds!r}")
+    resolve_device(config["device"])
+    check_objective_options(config["objective"], config["objective_options"])
+    return config
+
+
+def _whole(value, what: str, minimum: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or (
+            minimum is not None and value < minimum):
+        bound = "" if minimum is None else (" of at least 1" if minimum == 1 else
+                                            " of zero or more")
+        raise PyroDGMError(f"{what} must be a whole number{bound}, got {value!r}")
+
+
 def make_config(model: str, *, dataset: str = "bars", objective: str | None = None,
                 epochs: int | None = None, seconds: float | None = None,
                 batch_size: int | None = None, lr: float | None = None, seed: int = 0,
@@ -124,7 +161,7 @@ def make_config(model: str, *, dataset: str = "bars", objective: str | None = No
     check_dataset(entry, dataset)
     routed = split_settings(entry, dataset, objective, settings or {})
     training = entry.training
-    return {
+    return validate_config({
         "model": entry.name, "dataset": dataset, "objective": objective,
         "epochs": training["epochs"] if epochs is None else epochs,
         "seconds": seconds,
@@ -133,7 +170,7 @@ def make_config(model: str, *, dataset: str = "bars", objective: str | None = No
         "data_dir": None if data_dir is None else str(data_dir),
         "hyper": entry.hyper(routed["hyper"]),
         "objective_options": routed["objective_options"], "data_options": routed["data_options"],
-    }
+    })
 
 
 def read_json(path: Path) -> dict:
@@ -162,6 +199,71 @@ def read_config(run_dir: Path) -> dict:
                            f"it was not written by pyro-dgm train")
     config.setdefault("seconds", None)
     return config
+
+
+# -- the run folder -----------------------------------------------------------------------
+RUN_FILES = (CONFIG, CHECKPOINT, METRICS, EVAL)
+# what may differ between a run's config.json and the flags that resume it
+RESUMABLE = ("epochs", "seconds", "device")
+
+
+def check_writable(out: Path) -> None:
+    """Refuse, before anything is written, an ``out`` that cannot hold a run folder."""
+    for parent in [out, *out.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                where = "is a file" if parent == out else f"lies under the file {parent}"
+                raise PyroDGMError(f"the run folder {out} {where}; choose another --out")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise PyroDGMError(f"cannot write into {parent} (permission denied); "
+                                   f"choose another --out")
+            return
+
+
+def holds_a_run(out: Path) -> bool:
+    return any((out / name).exists() for name in (CONFIG, CHECKPOINT))
+
+
+def check_resume(config: dict, given: dict, out: Path) -> dict:
+    """``config`` (a run's) with ``given`` (the flags of a resume) applied where they may change
+    it; a flag that contradicts the run is refused in one sentence."""
+    for key, value in given.items():
+        if value is None or key in RESUMABLE:
+            continue
+        current = config[key]
+        if isinstance(current, dict):
+            conflicts = {k: v for k, v in value.items() if current.get(k) != v}
+            if conflicts:
+                k, v = next(iter(conflicts.items()))
+                raise PyroDGMError(f"the run in {out} was trained with {k}={current.get(k)!r}; "
+                                   f"--resume cannot change it to {v!r} (only "
+                                   f"{', '.join('--' + r for r in RESUMABLE)} can change)")
+        elif current != value:
+            raise PyroDGMError(f"the run in {out} was trained with {key} {current!r}; --resume "
+                               f"cannot change it to {value!r} (only "
+                               f"{', '.join('--' + r for r in RESUMABLE)} can change)")
+    updates = {key: given[key] for key in RESUMABLE if given.get(key) is not None}
+    if "epochs" in updates:
+        updates.setdefault("seconds", None)
+    elif updates.get("seconds") is not None:
+        updates["epochs"] = config["epochs"]
+    return validate_config({**config, **updates})
+
+
+@contextlib.contextmanager
+def locked(out: Path):
+    """Hold the run folder's lock: a second process training into ``out`` is refused."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PyroDGMError(f"another process is training into {out}; wait for it or choose "
+                               f"another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # -- the experiment -----------------------------------------------------------------------
@@ -263,12 +365,27 @@ class Experiment:
         train, test = self.data
         self.entry.figures(self.model, self.guide, train, test, self.history, self._folder())
 
-    def run(self, resume: bool = False, eval_samples: int = 100, progress: bool = False,
-            log=None) -> dict:
+    def run(self, resume: bool = False, overwrite: bool = False, eval_samples: int = 100,
+            progress: bool = False, log=None) -> dict:
         """Train, then write ``metrics.json`` and the figures; returns the metrics.
 
-        ``log`` (e.g. ``print``) is told when training ends and where the results go.
+        A folder that already holds a run is refused unless ``resume`` (continue it from its
+        checkpoint) or ``overwrite`` (start it anew); a folder another process trains into is
+        refused. ``log`` (e.g. ``print``) is told when training ends and where results go.
         """
+        if self.out is None:
+            return self._train_and_report(resume, eval_samples, progress, log)
+        check_writable(self.out)
+        if not resume and not overwrite and holds_a_run(self.out):
+            raise PyroDGMError(f"{self.out} already holds a run; continue it with --resume, "
+                               f"or start it anew with --overwrite")
+        with locked(self.out):
+            if overwrite and not resume:
+                for name in RUN_FILES:
+                    (self.out / name).unlink(missing_ok=True)
+            return self._train_and_report(resume, eval_samples, progress, log)
+
+    def _train_and_report(self, resume, eval_samples, progress, log) -> dict:
         started = time.perf_counter()
         self.train(resume=resume, progress=progress)
         if log is not None:

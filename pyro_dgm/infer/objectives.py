@@ -19,6 +19,7 @@ name           objective
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -89,6 +90,28 @@ class DifferentiableLossELBO(pyro.infer.ELBO):
 
     def _get_trace(self, model, guide, args, kwargs):  # ELBO's abstract hook, unused here
         raise NotImplementedError
+
+
+def check_objective_options(name: str, options: dict) -> dict:
+    """The options of objective ``name`` with its defaults filled in; an unknown option, or a
+    value of the wrong type (a whole number where the default is one, a finite number where it
+    is a float), is refused in one sentence."""
+    objective = get_objective(name)
+    unknown = set(options) - set(objective.options)
+    if unknown:
+        raise PyroDGMError(f"objective {name!r} does not take option(s) {sorted(unknown)}; "
+                           f"it takes {sorted(objective.options) or 'none'}")
+    for key, value in options.items():
+        default = objective.options[key]
+        if isinstance(default, bool) or not isinstance(default, (int, float)):
+            continue
+        whole = isinstance(default, int)
+        valid = (not isinstance(value, bool) and isinstance(value, int if whole else (int, float))
+                 and math.isfinite(value) and (value >= 1 if whole else True))
+        if not valid:
+            kind = "a positive whole number" if whole else "a finite number"
+            raise PyroDGMError(f"option {key!r} of objective {name!r} takes {kind}, got {value!r}")
+    return {**objective.options, **options}
 
 
 def check_particles(particles: int) -> int:
