@@ -28,7 +28,7 @@ from pyro_dgm.experiment import (
     split_settings,
 )
 from pyro_dgm.infer import OBJECTIVES
-from pyro_dgm.zoo import ZOO
+from pyro_dgm.zoo import ZOO, get_entry
 
 # what an interruption leaves behind, set by the command that runs (a one-element holder)
 _interrupted_note = [lambda: "nothing was written"]
@@ -101,6 +101,15 @@ def command_evaluate(args) -> None:
     print(json.dumps(metrics, indent=2))
 
 
+def _compare_kept(out: Path) -> str:
+    saved = out / "compare.json"
+    runs = json.loads(saved.read_text())["runs"] if saved.exists() else []
+    if not runs:
+        return "no run had finished, nothing was kept"
+    return (f"the {len(runs)} finished run{'s' if len(runs) != 1 else ''} are kept in {saved}; "
+            f"continue with the same command and --resume")
+
+
 IMAGE_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
@@ -125,15 +134,17 @@ def command_compare(args) -> None:
 
     if args.epochs is not None and args.seconds is not None:
         raise PyroDGMError("give --epochs or --seconds, not both")
+    out = Path(args.out)
+    routed = split_settings(get_entry(args.model), args.dataset, None, parse_settings(args.set))
+    _interrupted_note[0] = lambda: _compare_kept(out)
     results = compare(
         args.model, args.objectives, dataset=args.dataset, seeds=parse_seeds(args.seeds),
         epochs=args.epochs, seconds=args.seconds, lr=args.lr, batch_size=args.batch_size,
-        settings=parse_settings(args.set), data_dir=args.data_dir,
+        hyper=routed["hyper"], data_options=routed["data_options"], data_dir=args.data_dir,
         iwae_samples=args.iwae_samples, eval_examples=args.eval_examples,
         variance_samples=args.variance_samples, variance_warmup=args.variance_warmup,
-        device=args.device, progress=not args.quiet)
-    out = Path(args.out)
-    results.write(out)
+        device=args.device, progress=not args.quiet, out=out, resume=args.resume,
+        overwrite=args.overwrite)
     print(results.to_markdown())
     print(f"wrote compare.csv, compare.md, compare.json and figures to {out}")
 
@@ -223,6 +234,10 @@ def make_parser() -> argparse.ArgumentParser:
                          help="epochs of the first objective before measuring gradient variance "
                               "(default 0: at the initial weights)")
     compare.add_argument("--out", required=True, help="output folder")
+    compare.add_argument("--resume", action="store_true",
+                         help="continue the comparison in --out; finished runs are kept")
+    compare.add_argument("--overwrite", action="store_true",
+                         help="replace the comparison in --out instead of refusing")
     compare.add_argument("--data-dir", help="where data files are")
     compare.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     compare.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -45,7 +45,14 @@ import pyro
 import pyro.poutine as poutine
 
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.experiment import Experiment, check_dataset, check_objective, parse_value
+from pyro_dgm.experiment import (
+    Experiment,
+    check_dataset,
+    check_objective,
+    check_writable,
+    parse_value,
+    read_json,
+)
 from pyro_dgm.infer.estimators import log_likelihood_bounds
 from pyro_dgm.infer.gradients import gradient_variance
 from pyro_dgm.infer.objectives import build_objective, get_objective
@@ -268,7 +275,9 @@ def compare(model_name: str, objectives: Sequence[str] | str, *, dataset: str = 
             data_dir=None, data_seed: int = 0, iwae_samples: int = 100,
             eval_examples: int | None = 500, eval_every: float | None = None,
             variance_samples: int = 100, variance_batch_size: int | None = None,
-            variance_warmup: int = 0, device: str = "cpu", progress: bool = True) -> Comparison:
+            variance_warmup: int = 0, device: str = "cpu", progress: bool = True,
+            out: str | Path | None = None, resume: bool = False,
+            overwrite: bool = False) -> Comparison:
     """Train zoo model ``model_name`` under each objective spec in ``objectives``; see the module doc.
 
     - ``objectives``: spec strings ``name[:key=value,...]`` (the label of each run), or one
@@ -285,8 +294,13 @@ def compare(model_name: str, objectives: Sequence[str] | str, *, dataset: str = 
       ``variance_batch_size`` (default ``batch_size``) training examples, at the seed's initial
       weights, or, with ``variance_warmup`` > 0, after that many epochs of training with the
       first objective (the same point for every objective). ``variance_samples=0`` skips it.
+    - ``out``: the folder written as runs finish (``compare.json`` and the tables after every
+      run, the figures at the end), so an interrupted comparison keeps its finished runs;
+      ``resume`` continues one (same settings; finished runs are not repeated), ``overwrite``
+      replaces one; without either, a folder holding a comparison is refused.
     """
     entry = get_entry(model_name)
+    out = Path(out) if out is not None else None
     check_dataset(entry, dataset)
     if epochs is not None and seconds is not None:
         raise PyroDGMError("give a budget of epochs or of seconds, not both")
@@ -335,11 +349,16 @@ def compare(model_name: str, objectives: Sequence[str] | str, *, dataset: str = 
               "eval_examples": x_eval.shape[0], "eval_every": eval_every,
               "variance_samples": variance_samples, "variance_batch_size": x_variance.shape[0],
               "variance_warmup": variance_warmup, "device": device}
+    finished = _finished_runs(out, config, resume, overwrite) if out is not None else {}
     runs = []
     for seed in seeds:
-        grads = (_variances(specs, experiment, seed, x_variance, variance_samples,
-                            variance_warmup, train) if variance_samples else {})
+        todo = [spec for spec in specs if (spec.label, seed) not in finished]
+        grads = (_variances(todo, specs[0], experiment, seed, x_variance, variance_samples,
+                            variance_warmup, train) if variance_samples and todo else {})
         for spec in specs:
+            if (spec.label, seed) in finished:
+                runs.append(finished[spec.label, seed])
+                continue
             run_experiment = experiment(spec, seed)
             model, guide = run_experiment.model, run_experiment.guide
             run = {"label": spec.label, "objective": spec.name, "options": spec.options,
@@ -353,11 +372,43 @@ def compare(model_name: str, objectives: Sequence[str] | str, *, dataset: str = 
                        if run["epochs"] else math.nan,
                        grad=grads.get(spec.label))
             runs.append(run)
+            if out is not None:
+                Comparison(config, runs).write(out, figures=False)
             if progress:
                 print(f"compare: {spec.label} seed {seed}: NLL {run['final_nll']:.3f} after "
                       f"{run['epochs']:.3g} epochs, {run['train_seconds']:.1f} s ({run['status']})",
                       file=sys.stderr)
-    return Comparison(config, runs)
+    results = Comparison(config, runs)
+    if out is not None:
+        results.write(out)
+    return results
+
+
+# settings that may differ between a comparison and the one that resumes it
+RESUMABLE = ("objectives", "seeds")
+
+
+def _finished_runs(out: Path, config: dict, resume: bool, overwrite: bool) -> dict:
+    """The runs already in ``out``'s ``compare.json``, by ``(label, seed)``, for a resume; a
+    folder holding a comparison is refused unless ``resume`` or ``overwrite``."""
+    check_writable(out)
+    saved = out / "compare.json"
+    if resume and overwrite:
+        raise PyroDGMError("give --resume or --overwrite, not both")
+    if not saved.exists() or overwrite:
+        out.mkdir(parents=True, exist_ok=True)
+        return {}
+    if not resume:
+        raise PyroDGMError(f"{out} already holds a comparison; continue it with --resume, or "
+                           f"start it anew with --overwrite")
+    previous = read_json(saved)
+    before = {k: v for k, v in previous.get("config", {}).items() if k not in RESUMABLE}
+    now = json.loads(json.dumps({k: v for k, v in config.items() if k not in RESUMABLE}))
+    changed = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
+    if changed:
+        raise PyroDGMError(f"the comparison in {out} was made with other settings "
+                           f"({', '.join(changed)}); --resume cannot change them")
+    return {(run["label"], run["seed"]): run for run in previous.get("runs", [])}
 
 
 def _specs(objectives, objective_options: dict, entry) -> list[ObjectiveSpec]:
@@ -440,12 +491,13 @@ def _train_with_curve(trainer: Trainer, train, epochs: int | None, seconds: floa
             "steps": trainer.steps, "status": status}
 
 
-def _variances(specs, experiment: Callable, seed: int, x, num_estimates: int, warmup: int,
-               train) -> dict[str, dict]:
-    """Guide-gradient statistics of every objective at one parameter point for ``seed``."""
+def _variances(specs, reference_spec, experiment: Callable, seed: int, x, num_estimates: int,
+               warmup: int, train) -> dict[str, dict]:
+    """Guide-gradient statistics of the objectives ``specs`` at one parameter point for
+    ``seed``: the initial weights, or those after ``warmup`` epochs of ``reference_spec``."""
     point = None
     if warmup:
-        reference = experiment(specs[0], seed)
+        reference = experiment(reference_spec, seed)
         reference.make_trainer().fit(train, warmup)
         point = (reference.model.state_dict(), reference.guide.state_dict())
     grads = {}
