@@ -191,3 +191,35 @@ def test_list_aligns_names_and_lists_hyper_parameters(capsys):
                if line.split() and line.split()[0] == entry.name}
     assert len(columns) == 1
     assert any("hyper-parameters:" in line and "z_dim=50" in line for line in lines)
+
+
+COMPARE = ["compare", "vae", "--objectives", "elbo,iwae:particles=3", "--epochs", "1",
+           "--set", "hidden=4", "--set", "z_dim=2", "--set", "n_train=60", "--set", "n_test=20",
+           "--iwae-samples", "3", "--variance-samples", "2", "--quiet"]
+
+
+def test_an_interrupted_comparison_keeps_its_finished_runs_and_resumes(capsys, tmp_path,
+                                                                       monkeypatch):
+    import pyro_dgm.compare as compare_module
+    train, calls = compare_module._train_with_curve, []
+
+    def interrupted_second_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return train(*args, **kwargs)
+    monkeypatch.setattr(compare_module, "_train_with_curve", interrupted_second_run)
+    out = tmp_path / "cmp"
+    assert main([*COMPARE, "--out", str(out)]) == 130
+    assert "1 finished run" in capsys.readouterr().err
+    first = json.loads((out / "compare.json").read_text())["runs"]
+    assert [run["label"] for run in first] == ["elbo"]
+    assert "--resume" in one_error_line(capsys, [*COMPARE, "--out", str(out)])
+    assert main([*COMPARE, "--out", str(out), "--resume"]) == 0
+    runs = json.loads((out / "compare.json").read_text())["runs"]
+    assert [run["label"] for run in runs] == ["elbo", "iwae:particles=3"]
+    assert runs[0] == first[0]
+    assert len(calls) == 3  # the finished run was not trained again
+    line = one_error_line(capsys, [*COMPARE[:-4], "--iwae-samples", "4", "--variance-samples",
+                                   "2", "--quiet", "--out", str(out), "--resume"])
+    assert "iwae_samples" in line
