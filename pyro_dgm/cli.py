@@ -19,16 +19,8 @@ import pyro
 from pyro_dgm import plots
 from pyro_dgm.data import available_datasets, dataset_options, load_dataset
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.infer import (
-    OBJECTIVES,
-    Trainer,
-    evaluate,
-    get_objective,
-    load_checkpoint,
-    observed_data,
-)
+from pyro_dgm.infer import OBJECTIVES, Trainer, get_objective, load_checkpoint
 from pyro_dgm.infer.trainer import resolve_device
-from pyro_dgm.infer.estimators import encode_all, log_likelihood_bounds
 from pyro_dgm.zoo import ZOO, get_entry
 
 CONFIG, METRICS, EVAL, CHECKPOINT = "config.json", "metrics.json", "eval.json", "checkpoint.pt"
@@ -198,23 +190,14 @@ def command_train(args) -> None:
           f"({time.perf_counter() - started:.1f} s); writing metrics and figures to {out}")
     metrics = training_metrics(config, history, model, guide, train, test, args.eval_samples)
     write_json(metrics, out / METRICS)
-    (get_entry(config["model"]).figures or figures)(model, guide, train, test, history, out)
+    get_entry(config["model"]).figures(model, guide, train, test, history, out)
     if "test_elbo" in metrics:
         print(f"test ELBO {metrics['test_elbo']:.3f} nats per example")
 
 
-def test_elbo(model, guide, test, num_samples: int) -> dict:
-    """The default held-out numbers of ``metrics.json``: the mean test ELBO per example."""
-    device = next(model.parameters()).device
-    elbo, _ = log_likelihood_bounds(model, guide, observed_data(test, device),
-                                    num_samples=num_samples)
-    return {"test_elbo": elbo.mean().item(), "test_elbo_samples": num_samples}
-
-
 def training_metrics(config, history, model, guide, train, test, eval_samples: int) -> dict:
     pyro.set_rng_seed(config["seed"])
-    held_out = (get_entry(config["model"]).test_metrics or test_elbo)(model, guide, test,
-                                                                      eval_samples)
+    held_out = get_entry(config["model"]).test_metrics(model, guide, test, eval_samples)
     return {
         "model": config["model"], "dataset": config["dataset"], "objective": config["objective"],
         "epochs": len(history), "n_train": len(train), "n_test": len(test),
@@ -225,24 +208,11 @@ def training_metrics(config, history, model, guide, train, test, eval_samples: i
     }
 
 
-def figures(model, guide, train, test, history, out: Path) -> None:
-    device = next(model.parameters()).device
-    x_test = test.x[:1000].to(device)
-    plots.image_grid(model.sample(100), train.image_shape, out / "samples.png",
-                     title="samples from the model")
-    plots.reconstructions(model, guide, x_test, train.image_shape, out / "reconstructions.png")
-    plots.training_curve(history, out / "training_curve.png")
-    codes = encode_all(guide.encode, x_test)
-    labels = test.y[:1000] if test.y is not None else None
-    plots.embedding(codes, labels, out / "latent_embedding.png")
-    plots.code_usage(codes, out / "code_usage.png")
-
-
 def command_evaluate(args) -> None:
     run_dir = Path(args.run_dir)
     config, model, guide, train, test = restore_run(run_dir, args.device)
     knn = args.knn and test.y is not None
-    metrics = (get_entry(config["model"]).evaluate or evaluate)(
+    metrics = get_entry(config["model"]).evaluate(
         model, guide, test, train, iwae_samples=args.iwae_samples, knn=knn, seed=config["seed"])
     write_json(metrics, run_dir / EVAL)
     print(json.dumps(metrics, indent=2))
