@@ -32,7 +32,7 @@ from pyro_dgm.cli import parse_settings
 from pyro_dgm.data import load_dataset
 from pyro_dgm.infer import Trainer
 from pyro_dgm.infer import counting
-from pyro_dgm.zoo import get_entry
+from pyro_dgm.zoo import air, get_entry
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -180,9 +180,9 @@ def main(argv=None) -> dict:
         "profile_top": top,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    counting.accuracy_curve(curve, out / "count_accuracy.png")
-    counting.confusion_figure(final["confusion"], out / "confusion.png")
-    counting.boxes(guide, test.x[:16], test.image_shape, out / "boxes.png", true_counts=test.y[:16])
+    air.accuracy_curve(curve, out / "count_accuracy.png")
+    air.confusion_figure(final["confusion"], out / "confusion.png")
+    air.boxes(guide, test.x[:16], test.image_shape, out / "boxes.png", true_counts=test.y[:16])
     plots.reconstructions(model, guide, test.x[:10], test.image_shape, out / "reconstructions.png")
     torch.save({"model": model.state_dict(), "guide": guide.state_dict(), "hyper": hyper},
                out / "air.pt")

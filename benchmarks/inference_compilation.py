@@ -31,9 +31,10 @@ from pyro.ops.stats import effective_sample_size
 from pyro_dgm.data import load_dataset
 from pyro_dgm.guides.polyreg import PolyRegProposal
 from pyro_dgm.infer import Trainer
-from pyro_dgm.infer.compilation import (nuts_reference, random_walk_mh, regression_curves)
+from pyro_dgm.infer.compilation import nuts_reference, random_walk_mh
 from pyro_dgm.infer.importance import ImportanceSamples, importance_sample, prior_proposal
 from pyro_dgm.models.polyreg import PolyRegression
+from pyro_dgm.zoo.polyreg import regression_curves
 
 GRID = torch.linspace(-1, 1, 50)
 

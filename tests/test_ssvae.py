@@ -12,8 +12,8 @@ from pyro_dgm.data.semi_supervised import balanced_labelled_mask, partly_labelle
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.guides.ssvae import M2Guide
 from pyro_dgm.infer import Trainer, build_objective, log_likelihood_bounds
-from pyro_dgm.infer.semi_supervised import classification_error
 from pyro_dgm.zoo import get_entry
+from pyro_dgm.zoo.ssvae import classification_error
 
 X_DIM, CLASSES = 16, 4
 LATENTS = ["gaussian", "stick-breaking"]

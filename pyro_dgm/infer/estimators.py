@@ -57,13 +57,18 @@ def guess_max_plate_nesting(model, guide, x) -> int:
 
 
 def _per_example(site: dict, n_particle_dims: int) -> torch.Tensor:
-    """A site's log-density summed over everything but the particle and data dimensions."""
+    """A site's log-density summed over everything but the particle and data dimensions.
+
+    Shape ``(k, N)``, where either may be 1 where the site does not vary along it (broadcast
+    it against ``(k, N)``). ``n_particle_dims`` is the particle plate's depth,
+    ``max_plate_nesting + 1``.
+    """
     log_prob = scale_and_mask(site["unscaled_log_prob"], mask=site["mask"])
     data_frames = [f for f in site["cond_indep_stack"] if f.name == DATA_PLATE]
     if not data_frames:
         raise PyroDGMError(
             f"site {site['name']!r} is not inside plate({DATA_PLATE!r}): per-example "
-            f"importance weights need every latent site to be local to a data point"
+            f"importance weights need every site to be local to a data point"
         )
     data_dim = data_frames[0].dim
     log_prob = log_prob.reshape((1,) * (n_particle_dims - log_prob.dim()) + log_prob.shape)

@@ -25,13 +25,10 @@ import torch
 
 import pyro
 import pyro.poutine as poutine
-from pyro.distributions.util import scale_and_mask
 from pyro.poutine.util import site_is_subsample
 
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.infer.estimators import guess_max_plate_nesting
-
-DATA_PLATE = "data"
+from pyro_dgm.infer.estimators import guess_max_plate_nesting, per_example_log_density
 
 
 @dataclass
@@ -79,21 +76,6 @@ class ImportanceSamples:
                                   for k in parts[0].samples})
 
 
-def _per_data_set(site: dict, n_dims: int, num_samples: int, batch: int) -> torch.Tensor:
-    """A site's log-density summed over all but the particle and data dimensions: ``(S, B)``."""
-    log_prob = scale_and_mask(site["unscaled_log_prob"], mask=site["mask"])
-    frames = [f for f in site["cond_indep_stack"] if f.name == DATA_PLATE]
-    if not frames:
-        raise PyroDGMError(f"site {site['name']!r} is not inside plate({DATA_PLATE!r}): "
-                           f"importance weights per data set need every site inside it")
-    log_prob = log_prob.reshape((1,) * (n_dims - log_prob.dim()) + log_prob.shape)
-    keep = {0, n_dims + frames[0].dim}
-    summed = [d for d in range(log_prob.dim()) if d not in keep]
-    if summed:
-        log_prob = log_prob.sum(summed, keepdim=True)
-    return log_prob.reshape(log_prob.shape[0], -1).expand(num_samples, batch)
-
-
 @torch.no_grad()
 def importance_sample(model, proposal, *args, num_samples: int = 1000,
                       max_plate_nesting: int | None = None, **kwargs) -> ImportanceSamples:
@@ -112,17 +94,13 @@ def importance_sample(model, proposal, *args, num_samples: int = 1000,
         guide_trace = poutine.trace(particles(proposal)).get_trace(*args, **kwargs)
         model_trace = poutine.trace(
             poutine.replay(particles(model), trace=guide_trace)).get_trace(*args, **kwargs)
-    model_trace.compute_log_prob()
-    guide_trace.compute_log_prob()
     n_dims, batch = max_plate_nesting + 1, args[0].shape[0]
-    log_weights = args[0].new_zeros(num_samples, batch)
+    log_weights = (args[0].new_zeros(num_samples, batch)
+                   + per_example_log_density(model_trace, max_plate_nesting)
+                   - per_example_log_density(guide_trace, max_plate_nesting, observed=False))
     samples = {}
-    for name, site in model_trace.nodes.items():
-        if site["type"] == "sample" and not site_is_subsample(site):
-            log_weights = log_weights + _per_data_set(site, n_dims, num_samples, batch)
     for name, site in guide_trace.nodes.items():
         if site["type"] == "sample" and not site_is_subsample(site) and not site["is_observed"]:
-            log_weights = log_weights - _per_data_set(site, n_dims, num_samples, batch)
             value = site["value"]
             samples[name] = value.expand(num_samples, batch, *value.shape[n_dims:]) \
                 if value.dim() >= n_dims else value.reshape(num_samples, batch)
