@@ -186,7 +186,7 @@ def test_threads_are_set_and_checked(capsys, good_run):
 def test_list_aligns_names_and_lists_hyper_parameters(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    lines = out.splitlines()
+    lines = out.split("objectives:")[0].splitlines()
     columns = {line.index(entry.description) for entry in ZOO.values() for line in lines
                if line.split() and line.split()[0] == entry.name}
     assert len(columns) == 1
