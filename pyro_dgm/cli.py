@@ -25,7 +25,6 @@ from pyro_dgm.infer import (
     evaluate,
     get_objective,
     load_checkpoint,
-    observed_data,
 )
 from pyro_dgm.infer.trainer import resolve_device
 from pyro_dgm.infer.estimators import encode_all, log_likelihood_bounds
@@ -206,7 +205,7 @@ def command_train(args) -> None:
 def test_elbo(model, guide, test, num_samples: int) -> dict:
     """The default held-out numbers of ``metrics.json``: the mean test ELBO per example."""
     device = next(model.parameters()).device
-    elbo, _ = log_likelihood_bounds(model, guide, observed_data(test, device),
+    elbo, _ = log_likelihood_bounds(model, guide, test.observed(device=device),
                                     num_samples=num_samples)
     return {"test_elbo": elbo.mean().item(), "test_elbo_samples": num_samples}
 

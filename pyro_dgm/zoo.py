@@ -176,7 +176,7 @@ def _build_polyreg(hyper: dict, data) -> tuple:
     from pyro_dgm.models.polyreg import PolyRegression
 
     model = PolyRegression(hyper["degree"], hyper["df"], min_points=data.info["min_points"],
-                           max_points=data.image_shape[1])
+                           max_points=data.max_points)
     guide = PolyRegProposal(hyper["degree"], hyper["hidden"], hyper["components"])
     return model, guide
 

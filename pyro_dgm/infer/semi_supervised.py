@@ -92,9 +92,9 @@ def classification_error(classify, x: torch.Tensor, y: torch.Tensor, batch_size:
 def test_metrics(model, guide, test, num_samples: int) -> dict:
     """``metrics.json``'s held-out numbers: test classification error and the test ELBO."""
     from pyro_dgm.infer.estimators import log_likelihood_bounds
-    from pyro_dgm.infer.evaluate import _device_of, observed_data
+    from pyro_dgm.infer.evaluate import _device_of
 
-    x = observed_data(test, _device_of(model, guide))
+    x = test.observed(device=_device_of(model, guide))
     elbo, _ = log_likelihood_bounds(model, guide, x, num_samples=num_samples)
     return {"test_error": classification_error(guide.classify, x, test.y.to(x.device)),
             "test_elbo": elbo.mean().item(), "test_elbo_samples": num_samples}
@@ -107,10 +107,10 @@ def evaluate(model, guide, test, train=None, *, iwae_samples: int = 1000, knn: b
     The IWAE bound and ELBO are of the unlabelled test images (``y`` summed over by sampling
     it from ``q(y|x)``); kNN, when asked for, is on ``guide.encode`` with the training labels.
     """
-    from pyro_dgm.infer.evaluate import _device_of, evaluate as standard, observed_data
+    from pyro_dgm.infer.evaluate import _device_of, evaluate as standard
 
     metrics = standard(model, guide, test, train, iwae_samples=iwae_samples, knn=knn, seed=seed)
-    x = observed_data(test, _device_of(model, guide))
+    x = test.observed(device=_device_of(model, guide))
     metrics["test_error"] = classification_error(guide.classify, x, test.y.to(x.device))
     if train is not None and hasattr(train, "n_labelled"):
         metrics["n_labelled"] = train.n_labelled
