@@ -28,7 +28,6 @@ import torch
 from pyro_dgm.data import load_dataset
 from pyro_dgm.infer import Trainer
 from pyro_dgm.infer.estimators import log_likelihood_bounds
-from pyro_dgm.infer.evaluate import observed_data
 from pyro_dgm.zoo import get_entry
 
 MODELS = (  # (label, zoo entry, extra hyper-parameters)
@@ -80,7 +79,7 @@ def run_one(label: str, entry_name: str, extra: dict, dataset: str, seed: int, t
     history = trainer.fit(train, epochs)
     seconds = time.perf_counter() - started
     torch.manual_seed(1000 + seed)
-    x = observed_data(test)[:args.n_test]
+    x = test.observed(args.n_test, seed=1000 + seed)
     elbo, iwae = log_likelihood_bounds(model, guide, x, num_samples=args.iwae_samples,
                                        batch_size=50)
     return {"model": label, "dataset": dataset, "seed": seed, "epochs": epochs,

@@ -31,7 +31,8 @@ import pyro.distributions as dist
 from pyro.nn import PyroModule
 
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.models.polyreg import check_data, polynomial_features
+from pyro_dgm.data.polyreg import polynomial, polynomial_features
+from pyro_dgm.models.polyreg import check_data
 from pyro_dgm.nn import MLP
 
 
@@ -89,7 +90,7 @@ class PolyRegProposal(PyroModule):
 
     def noise_proposal(self, h, w, t, y, mask) -> dist.Distribution:
         """``q(sigma | w, y) = LogNormal(a, b^2)`` from ``h``, ``w`` and the residual scale."""
-        residual = (y - (polynomial_features(t, self.degree) * w.unsqueeze(-2)).sum(-1)) * mask
+        residual = (y - polynomial(w, t)) * mask
         count = mask.sum(-1)
         log_rms = 0.5 * torch.log((residual ** 2).sum(-1) / count + 1e-6)
         log_mad = torch.log(residual.abs().sum(-1) / count + 1e-6)

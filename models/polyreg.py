@@ -22,12 +22,12 @@ padding): the program is vectorized over ``plate("data")``, one element per *dat
 points of a data set form the event dimension of site ``y``. Sites: ``w`` (shape ``(D+1,)``),
 ``sigma`` and the observed ``y``. The inputs :math:`t_n` are covariates, not modelled;
 :meth:`PolyRegression.simulate_inputs` draws them (uniform on ``[-1, 1]``, a uniform number of
-points) to simulate whole data sets for training a proposal without any observed data.
+points) to simulate whole data sets for training a proposal without any observed data. The
+story's settings, their defaults and the simulator are
+:class:`pyro_dgm.data.polyreg.PolyRegPrior`, which the data set draws from too.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -35,12 +35,8 @@ import pyro
 import pyro.distributions as dist
 from pyro.nn import PyroModule
 
+from pyro_dgm.data.polyreg import PolyRegPrior, polynomial, polynomial_features
 from pyro_dgm.errors import PyroDGMError
-
-
-def polynomial_features(t: torch.Tensor, degree: int) -> torch.Tensor:
-    """``[1, t, t^2, ..., t^D]`` along a new last dimension."""
-    return t.unsqueeze(-1) ** torch.arange(degree + 1, dtype=t.dtype, device=t.device)
 
 
 def check_data(t: torch.Tensor, y: torch.Tensor | None, mask: torch.Tensor | None):
@@ -72,19 +68,20 @@ class PolyRegression(PyroModule):
     """Bayesian polynomial regression of degree ``degree`` with Student-t noise of ``df`` degrees
     of freedom (``None``: Gaussian noise); latent sites ``w`` and ``sigma``, observed ``y``."""
 
-    def __init__(self, degree: int = 3, df: float | None = 4.0, coef_scale: float = 1.0,
-                 coef_decay: float = 0.7, noise_loc: float = math.log(0.15),
-                 noise_scale: float = 0.5, min_points: int = 3, max_points: int = 20):
+    def __init__(self, degree: int = PolyRegPrior.degree, df: float | None = PolyRegPrior.df,
+                 coef_scale: float = PolyRegPrior.coef_scale,
+                 coef_decay: float = PolyRegPrior.coef_decay,
+                 noise_loc: float = PolyRegPrior.noise_loc,
+                 noise_scale: float = PolyRegPrior.noise_scale,
+                 min_points: int = PolyRegPrior.min_points,
+                 max_points: int = PolyRegPrior.max_points):
         super().__init__(name="polyreg")
-        if not 1 <= min_points <= max_points:
-            raise PyroDGMError(f"need 1 <= min_points <= max_points, got {min_points} and "
-                               f"{max_points}")
-        self.degree, self.df = int(degree), df
-        self.noise_loc, self.noise_scale = float(noise_loc), float(noise_scale)
-        self.min_points, self.max_points = int(min_points), int(max_points)
-        # s_k = coef_scale * coef_decay^k: higher powers get smaller coefficients a priori
-        self.register_buffer("coef_scales",
-                             coef_scale * coef_decay ** torch.arange(degree + 1.0))
+        self.prior = PolyRegPrior(int(degree), df, coef_scale, coef_decay, float(noise_loc),
+                                  float(noise_scale), int(min_points), int(max_points))
+        self.degree, self.df = self.prior.degree, df
+        self.noise_loc, self.noise_scale = self.prior.noise_loc, self.prior.noise_scale
+        self.min_points, self.max_points = self.prior.min_points, self.prior.max_points
+        self.register_buffer("coef_scales", self.prior.coef_scales())
 
     # -- the prior and the likelihood --------------------------------------------------------
     def coefficient_prior(self) -> dist.Distribution:
@@ -98,7 +95,7 @@ class PolyRegression(PyroModule):
 
     def regression_function(self, w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``f_w(t) = sum_k w_k t^k``; ``w`` (..., D+1) and ``t`` (..., N) broadcast to (..., N)."""
-        return (polynomial_features(t, self.degree) * w.unsqueeze(-2)).sum(-1)
+        return polynomial(w, t)
 
     def likelihood(self, w, sigma, t, mask) -> dist.Distribution:
         """``prod_n StudentT(y_n; nu, f_w(t_n), sigma)`` over the real points (mask 1)."""
@@ -125,27 +122,13 @@ class PolyRegression(PyroModule):
 
     # -- simulation -----------------------------------------------------------------------------
     def simulate_inputs(self, n: int, generator: torch.Generator | None = None):
-        """``(t, mask)`` of ``n`` data sets: ``N ~ Uniform{min_points..max_points}`` points each,
-        ``t ~ Uniform(-1, 1)``, padded to ``max_points`` (padding has t = 0, mask = 0)."""
-        counts = torch.randint(self.min_points, self.max_points + 1, (n,), generator=generator)
-        mask = (torch.arange(self.max_points) < counts.unsqueeze(-1)).float()
-        t = (2 * torch.rand(n, self.max_points, generator=generator) - 1) * mask
-        return t, mask
+        """``(t, mask)`` of ``n`` data sets (:meth:`PolyRegPrior.simulate_inputs`)."""
+        return self.prior.simulate_inputs(n, generator)
 
-    @torch.no_grad()
     def simulate(self, n: int, seed: int = 0) -> dict:
-        """``n`` data sets drawn from the joint: ``{"t", "y", "mask", "w", "sigma"}``."""
-        generator = torch.Generator().manual_seed(seed)
-        t, mask = self.simulate_inputs(n, generator)
-        w = self.coef_scales * torch.randn(n, self.degree + 1, generator=generator)
-        sigma = torch.exp(self.noise_loc + self.noise_scale * torch.randn(n, generator=generator))
-        noise = torch.randn(n, self.max_points, generator=generator)
-        if self.df is not None:  # t_nu = z / sqrt(chi2_nu / nu), chi2_nu = 2 Gamma(nu/2, 1)
-            gamma = torch._standard_gamma(torch.full((n, self.max_points), self.df / 2),
-                                          generator=generator)
-            noise = noise / torch.sqrt(2 * gamma / self.df)
-        y = (self.regression_function(w, t) + sigma.unsqueeze(-1) * noise) * mask
-        return {"t": t, "y": y, "mask": mask, "w": w, "sigma": sigma}
+        """``n`` data sets drawn from the joint, ``{"t", "y", "mask", "w", "sigma"}``
+        (:meth:`PolyRegPrior.simulate`, on the CPU in float32)."""
+        return self.prior.simulate(n, seed)
 
     # -- the conjugate special case -------------------------------------------------------------
     def exact_coefficient_posterior(self, t, y, mask, sigma) -> dist.Distribution:

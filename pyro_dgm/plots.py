@@ -1,5 +1,8 @@
 """Figures: image grids, reconstructions, training curves, latent embeddings, stick usage.
 
+Data that are not images (``image_shape=None``) are drawn as heat maps of vectors,
+one example per row (:func:`vector_rows`).
+
 Every function writes one PNG and returns its path. Figures are built as
 ``matplotlib.figure.Figure`` objects, not through pyplot, so the library never changes the
 backend of the session it runs in (a notebook keeps its inline figures) and needs no display.
@@ -30,10 +33,13 @@ def _figure(figsize):
     return fig, fig.subplots()
 
 
-def image_grid(images: torch.Tensor, image_shape: Sequence[int], path, nrow: int = 10,
+def image_grid(images: torch.Tensor, image_shape: Sequence[int] | None, path, nrow: int = 10,
                title: str | None = None) -> Path:
     """Flattened images ``(N, H*W)`` in [0, 1] as a grid of ``nrow`` per row, on grey padding
-    (so that white pixels at an image's edge stay visible, as in the 4x4 bars)."""
+    (so that white pixels at an image's edge stay visible, as in the 4x4 bars); with
+    ``image_shape=None`` the examples are vectors, drawn by :func:`vector_rows`."""
+    if image_shape is None:
+        return vector_rows({"": images}, path, title=title)
     pictures = images.detach().cpu().reshape(-1, 1, *image_shape).clamp(0, 1)
     grid = make_grid(pictures, nrow=nrow, padding=1, pad_value=0.5)[0]
     fig, ax = _figure((0.6 * nrow, 0.6 * grid.shape[0] / grid.shape[1] * nrow + 0.3))
@@ -41,6 +47,27 @@ def image_grid(images: torch.Tensor, image_shape: Sequence[int], path, nrow: int
     ax.axis("off")
     if title:
         ax.set_title(title)
+    return _save(fig, path)
+
+
+def vector_rows(panels: dict[str, torch.Tensor], path, title: str | None = None) -> Path:
+    """Vectors ``(N, D)`` as heat maps, one example per row and one value per column, side by
+    side for each entry of ``panels`` (label -> vectors) on one colour scale, with a colour bar."""
+    arrays = {label: vectors.detach().cpu().float() for label, vectors in panels.items()}
+    low = min(a.min().item() for a in arrays.values())
+    high = max(a.max().item() for a in arrays.values())
+    rows = max(a.shape[0] for a in arrays.values())
+    fig = Figure(figsize=(3.2 * len(arrays) + 1.2, min(8.0, 1.5 + 0.06 * rows)))
+    axes = fig.subplots(1, len(arrays), squeeze=False)[0]
+    for ax, (label, array) in zip(axes, arrays.items()):
+        image = ax.imshow(array.numpy(), aspect="auto", interpolation="nearest",
+                          cmap="viridis", vmin=low, vmax=high)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("dimension")
+    axes[0].set_ylabel("example")
+    fig.colorbar(image, ax=list(axes), label="value")
+    if title:
+        fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 
@@ -54,11 +81,15 @@ def reconstruct(model: Callable, guide: Callable, x: torch.Tensor) -> torch.Tens
 
 
 def reconstructions(model: Callable, guide: Callable, x: torch.Tensor,
-                    image_shape: Sequence[int], path, n: int = 10) -> Path:
-    """Data (top row) and reconstructions (bottom row)."""
+                    image_shape: Sequence[int] | None, path, n: int = 10) -> Path:
+    """Data (top row) and reconstructions (bottom row); for vectors (``image_shape=None``),
+    data (left) and reconstructions (right) as heat maps, one example per row."""
     x = x[:n]
-    pairs = torch.cat([x.cpu(), reconstruct(model, guide, x).cpu()])
-    return image_grid(pairs, image_shape, path, nrow=x.shape[0],
+    reconstructed = reconstruct(model, guide, x).cpu()
+    if image_shape is None:
+        return vector_rows({"data": x, "reconstruction": reconstructed}, path,
+                           title="data and reconstructions")
+    return image_grid(torch.cat([x.cpu(), reconstructed]), image_shape, path, nrow=x.shape[0],
                       title="data (top) and reconstructions (bottom)")
 
 

@@ -1,4 +1,4 @@
-"""What every data set shares: where files are looked for, the ``Dataset`` container, and the registry.
+"""What every data set shares: where files are looked for, checks, and the ``Dataset`` container.
 
 Data sets live in one folder, chosen in this order:
 
@@ -7,24 +7,28 @@ Data sets live in one folder, chosen in this order:
 3. else the cache folder ``$XDG_CACHE_HOME/pyro_dgm`` (``~/.cache/pyro_dgm`` when
    ``XDG_CACHE_HOME`` is not set).
 
-Every data set is held in memory as one float32 tensor of flattened images, and
+Every data set is held in memory as one float32 tensor of shape (N, D): flattened images
+(with their ``image_shape`` for plotting) or plain vectors (``image_shape=None``).
 ``Dataset.batches`` cuts it into mini-batches by indexing, which is much faster for these
-small images than a ``torch.utils.data.DataLoader`` that collates one example at a time.
+small examples than a ``torch.utils.data.DataLoader`` that collates one example at a time.
+A user's own tensor becomes a data set with ``Dataset.from_tensors``; ``Dataset.split`` cuts
+one into training and test sets. The loaders import this module; the registry of loaders is
+``pyro_dgm.data.registry``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
+
+import numpy as np
 
 import torch
 
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.registry import Registry
 
 DATA_DIR_ENV_VAR = "PYRO_DGM_DATA"
 SPLITS = ("train", "test")
@@ -125,22 +129,27 @@ class Dataset:
     """One split of a data set, held in memory.
 
     Attributes:
-        name: the registry name, e.g. ``"mnist"``.
-        x: float32 tensor of shape (N, D), each image flattened row by row.
+        name: the registry name, e.g. ``"mnist"``, or the name given to ``from_tensors``.
+        x: float32 tensor of shape (N, D): one example per row (an image flattened row by row,
+            or any vector).
         y: int64 labels of shape (N,), or None for unlabelled data.
-        image_shape: (rows, columns) of one image, for plotting; rows * columns == D.
+        image_shape: (rows, columns) of one image, with rows * columns == D, for plotting;
+            None for data that are not images (the plots then draw vectors).
         likelihood: ``"bernoulli"`` for data in [0, 1] scored by a Bernoulli cross-entropy,
             ``"gaussian"`` for continuous data.
         binarize: ``"none"`` (use ``x`` as it is), ``"dynamic"`` (``batches`` yields a fresh
             Bernoulli draw with probabilities ``x``) or ``"static"`` (``x`` already holds one
             fixed draw).
         info: free-form provenance, e.g. ``{"split": "train", "protocol": "offline"}``.
+
+    Every tensor field holds one row per example (subclasses add fields such as a label mask),
+    so ``to``, ``split`` and ``batches`` treat them all alike.
     """
 
     name: str
     x: torch.Tensor
     y: torch.Tensor | None
-    image_shape: tuple[int, int]
+    image_shape: tuple[int, int] | None
     likelihood: str
     binarize: str = "none"
     info: dict = field(default_factory=dict)
@@ -156,14 +165,51 @@ class Dataset:
                 f"data set {self.name!r} has {self.x.shape[0]} examples but labels of shape "
                 f"{tuple(self.y.shape)}; expected one label per example."
             )
-        rows, columns = self.image_shape
-        if rows * columns != self.x.shape[1]:
-            raise PyroDGMError(
-                f"data set {self.name!r} has image_shape {self.image_shape}, which does not "
-                f"hold its {self.x.shape[1]} values per example."
-            )
+        if self.image_shape is not None:
+            self.image_shape = _checked_image_shape(self.image_shape, self.x.shape[1], self.name)
         check_choice(self.likelihood, LIKELIHOODS, "likelihood")
         check_choice(self.binarize, BINARIZATIONS, "binarization")
+
+    @classmethod
+    def from_tensors(cls, x, y=None, *, likelihood: str | None = None,
+                     image_shape: tuple[int, int] | None = None, name: str = "tensors",
+                     binarize: str = "none", info: dict | None = None) -> "Dataset":
+        """Your own data as a data set: examples ``x`` of shape (N, D), optional labels ``y`` (N,).
+
+        ``x`` and ``y`` are torch tensors or numpy arrays; ``x`` becomes float32 and ``y``
+        (whole numbers) int64. ``likelihood`` defaults to ``"bernoulli"`` when every value of
+        ``x`` lies in [0, 1] (binary data, grey levels) and to ``"gaussian"`` otherwise.
+        ``image_shape=(rows, columns)`` makes the plots draw images; the default ``None`` draws
+        each example as a vector. ``binarize`` is ``"none"``, ``"dynamic"`` (every mini-batch a
+        fresh Bernoulli draw with probabilities ``x``) or ``"static"`` (one draw made here,
+        fixed by seed 0); both need values in [0, 1]. Bad input (not two dimensions, NaN or
+        infinite values, labels that are not one whole number per example, values outside
+        [0, 1] under a Bernoulli likelihood) raises ``PyroDGMError``. To hold out a test set,
+        cut the result with :meth:`split`.
+        """
+        x = _as_tensor(x, "x").to(torch.float32)
+        if x.dim() != 2 or x.numel() == 0:
+            raise PyroDGMError(
+                f"x must have shape (examples, values per example) with at least one of each, "
+                f"got shape {tuple(x.shape)}; flatten images with x.reshape(len(x), -1).")
+        if not bool(torch.isfinite(x).all()):
+            raise PyroDGMError("x holds NaN or infinite values; remove or replace them first.")
+        in_unit_interval = bool(((x >= 0) & (x <= 1)).all())
+        if likelihood is None:
+            likelihood = "bernoulli" if in_unit_interval else "gaussian"
+        check_choice(likelihood, LIKELIHOODS, "likelihood")
+        check_choice(binarize, BINARIZATIONS, "binarization")
+        if (likelihood == "bernoulli" or binarize != "none") and not in_unit_interval:
+            raise PyroDGMError(
+                f"a Bernoulli likelihood and binarization need values in [0, 1], but x holds "
+                f"values from {x.min().item():g} to {x.max().item():g}; use "
+                f"likelihood='gaussian' or rescale x.")
+        if binarize != "none" and likelihood != "bernoulli":
+            raise PyroDGMError(f"binarize={binarize!r} makes binary data, which need "
+                               f"likelihood='bernoulli', not {likelihood!r}.")
+        labels = None if y is None else _as_labels(y, x.shape[0])
+        return cls(name, binarize_once(x, binarize, seed=0), labels, image_shape, likelihood,
+                   binarize, dict(info or {}))
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -175,7 +221,7 @@ class Dataset:
 
     @property
     def dim(self) -> int:
-        """Number of values per example (pixels of the flattened image)."""
+        """Number of values per example (pixels of a flattened image)."""
         return self.x.shape[1]
 
     def __repr__(self) -> str:
@@ -184,6 +230,47 @@ class Dataset:
             f"dim={self.dim}, labelled={self.y is not None}, likelihood={self.likelihood!r}, "
             f"binarize={self.binarize!r})"
         )
+
+    def observed(self, n: int | None = None, *, seed: int = 0,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+        """The first ``n`` examples (all when None) as the model sees them, on ``device``.
+
+        Under dynamic binarization that is one Bernoulli draw with probabilities ``x``, fixed
+        by ``seed`` (drawn on the CPU, so the same on every device); otherwise it is ``x``.
+        """
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise PyroDGMError(f"observed(n) needs a positive whole number or None, got {n!r}.")
+        x = self.x[:n]
+        if self.binarize == "dynamic":
+            x = torch.bernoulli(x.cpu(), generator=torch.Generator().manual_seed(seed))
+        return x.to(device)
+
+    def split(self, test_fraction: float, seed: int = 0) -> tuple["Dataset", "Dataset"]:
+        """``(train, test)``: a random ``test_fraction`` of the examples, chosen by ``seed``, held
+        out for testing and the rest for training, each part in the original order.
+
+        Both parts keep every setting of this data set; ``info["split"]`` says which is which
+        (tensors in ``info`` are copied as they are, not cut).
+        """
+        n_test = round(test_fraction * self.n) if isinstance(test_fraction, (int, float)) else 0
+        if isinstance(test_fraction, bool) or not 0 < n_test < self.n:
+            raise PyroDGMError(
+                f"test_fraction must be a number in (0, 1) that leaves at least one example in "
+                f"each part of {self.n}, got {test_fraction!r}.")
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed))
+        test_indices, train_indices = order[:n_test].sort().values, order[n_test:].sort().values
+        return self._subset(train_indices, "train"), self._subset(test_indices, "test")
+
+    def _subset(self, indices: torch.Tensor, split: str) -> "Dataset":
+        """The examples at ``indices`` (every tensor field cut alike), with ``info["split"]``."""
+        cut = {name: value.index_select(0, indices.to(value.device))
+               for name, value in self._tensor_fields().items()}
+        return dataclasses.replace(self, **cut, info={**self.info, "split": split})
+
+    def _tensor_fields(self) -> dict[str, torch.Tensor]:
+        """The fields that are tensors (``x``, and ``y`` and subclass fields when present)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {name: value for name, value in fields.items() if isinstance(value, torch.Tensor)}
 
     def batches(
         self,
@@ -197,7 +284,8 @@ class Dataset:
         With ``shuffle`` the order is a fresh random permutation (drawn from ``generator``);
         every example appears exactly once per epoch, the last batch being smaller unless
         ``drop_last``. Labels are not yielded: read them from ``y``. With dynamic
-        binarization each batch is a new Bernoulli draw, also from ``generator``.
+        binarization each batch is a new Bernoulli draw, also from ``generator``. Subclasses
+        whose batches are tuples of program arguments override ``_batch``.
         """
         if int(batch_size) < 1:
             raise PyroDGMError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -205,10 +293,14 @@ class Dataset:
         order = self._epoch_order(shuffle, generator)
         stop = self.n - self.n % batch_size if drop_last else self.n
         for start in range(0, stop, batch_size):
-            x_batch = self.x.index_select(0, order[start : start + batch_size])
-            if self.binarize == "dynamic":
-                x_batch = _bernoulli_draw(x_batch, generator)
-            yield x_batch
+            yield self._batch(order[start : start + batch_size], generator)
+
+    def _batch(self, indices: torch.Tensor, generator: torch.Generator | None):
+        """The mini-batch of the examples at ``indices`` (a fresh draw under dynamic binarization)."""
+        x_batch = self.x.index_select(0, indices)
+        if self.binarize == "dynamic":
+            x_batch = _bernoulli_draw(x_batch, generator)
+        return x_batch
 
     def _epoch_order(self, shuffle: bool, generator: torch.Generator | None) -> torch.Tensor:
         """Return the indices of one epoch, on the device of ``x``."""
@@ -218,17 +310,13 @@ class Dataset:
         return torch.randperm(self.n, generator=generator, device=device).to(self.x.device)
 
     def to(self, device) -> "Dataset":
-        """Return a copy whose tensors (``x``, ``y`` and any tensors in ``info``) are on ``device``."""
+        """Return a copy whose tensors (every tensor field and any tensors in ``info``) are on ``device``."""
+        moved = {name: value.to(device) for name, value in self._tensor_fields().items()}
         moved_info = {
             key: value.to(device) if isinstance(value, torch.Tensor) else value
             for key, value in self.info.items()
         }
-        return dataclasses.replace(
-            self,
-            x=self.x.to(device),
-            y=None if self.y is None else self.y.to(device),
-            info=moved_info,
-        )
+        return dataclasses.replace(self, **moved, info=moved_info)
 
 
 def _bernoulli_draw(probabilities: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -239,63 +327,36 @@ def _bernoulli_draw(probabilities: torch.Tensor, generator: torch.Generator | No
     return drawn.to(probabilities.device)
 
 
-# --------------------------------------------------------------------------- the registry
-
-
-def load_dataset(
-    name: str,
-    split: str,
-    data_dir=None,
-    binarize: str | None = None,
-    seed: int = 0,
-    **options,
-) -> Dataset:
-    """Load one split (``"train"`` or ``"test"``) of the data set registered as ``name``.
-
-    ``binarize=None`` keeps the data set's default; ``seed`` fixes anything random in the
-    loading (a static binarization, the draws of a synthetic data set). ``options`` are the
-    data set's own settings, e.g. ``protocol="offline"`` for MNIST or ``n_train=1000`` for bars.
-    """
-    loader = DATASETS[name]
-    check_choice(split, SPLITS, "split")
-    _check_options(name, loader, options)
-    return loader(split, data_dir=data_dir, binarize=binarize, seed=seed, **options)
-
-
-def available_datasets() -> list[str]:
-    """Return the registered data set names, sorted."""
-    return DATASETS.names()
-
-
-def dataset_options(name: str) -> list[str]:
-    """The settings a data set takes besides ``binarize`` and ``seed``: its loader's keyword-only
-    parameters (e.g. ``protocol`` for MNIST, ``n_train`` for bars)."""
-    return sorted(
-        parameter.name
-        for parameter in inspect.signature(DATASETS[name]).parameters.values()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    )
-
-
-def _check_options(name: str, loader: Callable, options: dict) -> None:
-    """Raise ``PyroDGMError`` if ``options`` holds a setting that the loader does not take."""
-    accepted = dataset_options(name)
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        expected = ", ".join(accepted) if accepted else "none"
+def _checked_image_shape(image_shape, dim: int, name: str) -> tuple[int, int]:
+    """``image_shape`` as a pair of ints whose product is ``dim``; else one PyroDGMError sentence."""
+    is_pair = isinstance(image_shape, (tuple, list)) and len(image_shape) == 2
+    if not is_pair or not all(isinstance(side, int) and side > 0 for side in image_shape):
+        raise PyroDGMError(f"image_shape must be None or (rows, columns), got {image_shape!r}.")
+    rows, columns = image_shape
+    if rows * columns != dim:
         raise PyroDGMError(
-            f"data set {name!r} has no option {', '.join(unknown)}; its options are: {expected}."
-        )
+            f"data set {name!r} has image_shape {tuple(image_shape)}, which does not hold its "
+            f"{dim} values per example.")
+    return rows, columns
 
 
-# The loaders import Dataset and find_file from this module, so they are imported after them.
-from pyro_dgm.data import bars, freyfaces, mnist, multi_mnist, polyreg, semi_supervised, synthetic  # noqa: E402,E501
+def _as_tensor(values, what: str) -> torch.Tensor:
+    """``values`` (a torch tensor or numpy array of numbers) as a tensor, detached."""
+    if not isinstance(values, (torch.Tensor, np.ndarray)):
+        raise PyroDGMError(f"{what} must be a torch tensor or a numpy array, got "
+                           f"{type(values).__name__}.")
+    if isinstance(values, np.ndarray) and not (values.dtype.kind in "biuf"):
+        raise PyroDGMError(f"{what} must hold numbers, got a numpy array of {values.dtype}.")
+    return torch.as_tensor(values).detach()
 
-DATASETS: Registry = Registry("data set")
-for _name, _loader in (
-        ("bars", bars.load_bars), ("mnist", mnist.load_mnist),
-        ("freyfaces", freyfaces.load_freyfaces),
-        ("gaussian-clusters", synthetic.load_gaussian_clusters), ("polyreg", polyreg.load_polyreg),
-        ("mnist-ssl", semi_supervised.load_mnist_ssl), ("bars-ssl", semi_supervised.load_bars_ssl),
-        ("multi-mnist", multi_mnist.load_multi_mnist)):
-    DATASETS.register(_name, _loader)
+
+def _as_labels(y, n: int) -> torch.Tensor:
+    """``y`` as int64 labels, one per example; else one PyroDGMError sentence."""
+    labels = _as_tensor(y, "y")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise PyroDGMError(f"labels y must be whole numbers (an integer tensor or array), got "
+                           f"{labels.dtype}.")
+    if tuple(labels.shape) != (n,):
+        raise PyroDGMError(f"y has shape {tuple(labels.shape)} but x has {n} examples; give one "
+                           f"label per example.")
+    return labels.to(torch.int64)

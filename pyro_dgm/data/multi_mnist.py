@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from pyro_dgm.data.core import SPLITS, Dataset, check_binarize
+from pyro_dgm.data.mnist import load_mnist
 from pyro_dgm.errors import PyroDGMError
 
 MNIST_SIDE = 28
@@ -64,9 +65,7 @@ def load_multi_mnist(
         raise PyroDGMError("multi-mnist canvases are grey levels scored by a Gaussian; "
                            "binarize must be 'none'.")
     _check_options(n_train, n_test, max_digits, canvas, min_size, max_size, overlap)
-    from pyro_dgm.data.core import load_dataset
-
-    digits = load_dataset("mnist", split, data_dir=data_dir, protocol="offline")
+    digits = load_mnist(split, data_dir, protocol="offline")
     n = n_train if split == "train" else n_test
     generator = torch.Generator().manual_seed(2 * int(seed) + SPLITS.index(split))
     images, counts, boxes, labels, indices = draw_canvases(

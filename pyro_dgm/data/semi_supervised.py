@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
 from pyro_dgm.data.bars import load_bars
-from pyro_dgm.data.core import Dataset, _bernoulli_draw
+from pyro_dgm.data.core import Dataset
 from pyro_dgm.data.mnist import load_mnist
 from pyro_dgm.errors import PyroDGMError
 
@@ -52,31 +51,16 @@ class PartlyLabelledDataset(Dataset):
     def n_labelled(self) -> int:
         return int(self.labelled.sum())
 
-    def batches(self, batch_size: int, shuffle: bool = True,
-                generator: torch.Generator | None = None,
-                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One epoch of ``(x, y_seen)`` batches, each with ``labelled_per_batch`` labelled extras."""
-        if int(batch_size) < 1:
-            raise PyroDGMError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        batch_size = int(batch_size)
-        order = self._epoch_order(shuffle, generator)
+    def _batch(self, indices: torch.Tensor,
+               generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y_seen)`` of the examples at ``indices`` plus ``labelled_per_batch`` labelled
+        extras drawn from ``generator``, so that ``batches`` yields these tuples."""
         labelled_indices = self.labelled.nonzero().squeeze(-1)
-        y_seen = self.y_seen
-        stop = self.n - self.n % batch_size if drop_last else self.n
-        for start in range(0, stop, batch_size):
-            indices = order[start:start + batch_size]
-            if self.labelled_per_batch and len(labelled_indices):
-                picks = torch.randint(len(labelled_indices), (self.labelled_per_batch,),
-                                      generator=generator)
-                indices = torch.cat([indices, labelled_indices[picks.to(indices.device)]])
-            x_batch = self.x.index_select(0, indices)
-            if self.binarize == "dynamic":
-                x_batch = _bernoulli_draw(x_batch, generator)
-            yield x_batch, y_seen.index_select(0, indices)
-
-    def to(self, device) -> "PartlyLabelledDataset":
-        moved = super().to(device)
-        return dataclasses.replace(moved, labelled=self.labelled.to(device))
+        if self.labelled_per_batch and len(labelled_indices):
+            picks = torch.randint(len(labelled_indices), (self.labelled_per_batch,),
+                                  generator=generator)
+            indices = torch.cat([indices, labelled_indices[picks.to(indices.device)]])
+        return super()._batch(indices, generator), self.y_seen.index_select(0, indices)
 
 
 def balanced_labelled_mask(y: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:

@@ -19,7 +19,8 @@ The training split draws ``n_train`` points and the test split ``n_test`` points
 its own stream (``seed`` and split). ``y`` is the generating component. The truth is kept in
 ``info`` (``"weights"``, ``"means"``, ``"scales"``), and :func:`true_log_density` scores points
 under it, which is the best held-out log-likelihood any model can reach on average.
-Each example is a ``dim``-vector: ``image_shape`` is ``(1, dim)``, the likelihood ``"gaussian"``.
+Each example is a ``dim``-vector, not an image (``image_shape`` is None); the likelihood is
+``"gaussian"``.
 """
 
 from __future__ import annotations
@@ -120,4 +121,4 @@ def load_gaussian_clusters(
     stream = torch.Generator().manual_seed(seed * 2 + SPLITS.index(split) + 1)
     x, components = sample_mixture(truth, n_train if split == "train" else n_test, stream)
     info = {"split": split, "n_components": n_components, "separation": float(separation), **truth}
-    return Dataset("gaussian-clusters", x, components, (1, dim), "gaussian", "none", info)
+    return Dataset("gaussian-clusters", x, components, None, "gaussian", "none", info)

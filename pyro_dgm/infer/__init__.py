@@ -7,7 +7,7 @@ from pyro_dgm.infer.estimators import (
     log_importance_weights,
     log_likelihood_bounds,
 )
-from pyro_dgm.infer.evaluate import evaluate, observed_data
+from pyro_dgm.infer.evaluate import evaluate
 from pyro_dgm.infer.objectives import (
     OBJECTIVES,
     Objective,
@@ -25,6 +25,7 @@ from pyro_dgm.infer import count_enum  # noqa: F401  (registers count-enum)
 
 __all__ = [
     "OBJECTIVES", "Objective", "Trainer", "TrainingDiverged", "active_dims", "build_objective",
-    "encode_all", "evaluate", "get_objective", "gradient_statistics", "gradient_variance", "knn_error", "load_checkpoint",
-    "log_importance_weights", "log_likelihood_bounds", "observed_data", "register_objective",
+    "encode_all", "evaluate", "get_objective", "gradient_statistics", "gradient_variance",
+    "knn_error", "load_checkpoint",
+    "log_importance_weights", "log_likelihood_bounds", "register_objective",
 ]

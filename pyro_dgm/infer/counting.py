@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.infer.evaluate import _device_of
+from pyro_dgm.infer.evaluate import device_of
 
 
 @torch.no_grad()
@@ -36,7 +36,7 @@ def count_metrics(guide, data, limit: int | None = None) -> dict:
     if data.y is None:
         raise PyroDGMError(f"data set {data.name!r} has no true counts to compare with")
     x, y = data.x[:limit], data.y[:limit]
-    inferred = infer_counts(guide, x.to(_device_of(guide))).cpu()
+    inferred = infer_counts(guide, x.to(device_of(guide))).cpu()
     size = max(int(y.max()), guide.steps) + 1
     confusion = confusion_matrix(y, inferred, size)
     per_count = {str(k): (confusion[k, k] / confusion[k].sum()).item()

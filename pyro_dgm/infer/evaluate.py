@@ -24,10 +24,12 @@ def evaluate(model: Callable, guide: Callable, test, train=None, *, iwae_samples
     - ``active_dims``: code dimensions with variance above 0.01 across the test set.
 
     ``encode`` defaults to ``guide.encode``; a guide without one gets no kNN or active dims.
+    The data are taken as the model sees them, ``Dataset.observed`` (one fixed draw under
+    dynamic binarization).
     """
     pyro.set_rng_seed(seed)
-    device = _device_of(model, guide)
-    x_test = observed_data(test, device)
+    device = device_of(model, guide)
+    x_test = test.observed(device=device)
     elbo, iwae = log_likelihood_bounds(model, guide, x_test, num_samples=iwae_samples,
                                        batch_size=batch_size)
     metrics = {"test_elbo": elbo.mean().item(),
@@ -41,19 +43,13 @@ def evaluate(model: Callable, guide: Callable, test, train=None, *, iwae_samples
     if knn:
         if train is None or train.y is None or test.y is None:
             raise PyroDGMError("kNN error needs labelled training and test data")
-        train_codes = encode_all(encode, observed_data(train, device))
+        train_codes = encode_all(encode, train.observed(device=device))
         metrics["knn_error"] = knn_error(train_codes, train.y.to(device), test_codes,
                                          test.y.to(device))
     return metrics
 
 
-def observed_data(data, device: torch.device | str = "cpu") -> torch.Tensor:
-    """The data as the model sees it: one fixed binarization when training binarizes on the fly."""
-    x = data.x.to(device)
-    return torch.bernoulli(x) if getattr(data, "binarize", "none") == "dynamic" else x
-
-
-def _device_of(*programs) -> torch.device:
+def device_of(*programs) -> torch.device:
     for program in programs:
         if isinstance(program, torch.nn.Module):
             for parameter in program.parameters():

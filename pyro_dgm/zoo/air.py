@@ -22,7 +22,7 @@ from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.guides.air import AIRGuide
 from pyro_dgm.infer.counting import count_metrics
 from pyro_dgm.infer.estimators import log_likelihood_bounds
-from pyro_dgm.infer.evaluate import _device_of
+from pyro_dgm.infer.evaluate import device_of
 from pyro_dgm.models.air import AIR
 from pyro_dgm.nn.spatial import box_from_where
 from pyro_dgm.zoo.core import ZooEntry, register
@@ -50,7 +50,7 @@ def build_air(hyper: dict, data) -> tuple:
 def test_metrics(model, guide, test, num_samples: int) -> dict:
     """The held-out numbers of ``metrics.json``: count accuracy, confusion matrix, test ELBO."""
     metrics = count_metrics(guide, test)
-    x = test.x[:500].to(_device_of(model))
+    x = test.x[:500].to(device_of(model))
     elbo, _ = log_likelihood_bounds(model, guide, x, num_samples=min(num_samples, 10))
     return {**metrics, "test_elbo": elbo.mean().item(), "test_elbo_samples": min(num_samples, 10),
             "test_elbo_n": int(x.shape[0])}
@@ -64,7 +64,7 @@ def evaluate(model, guide, test, train=None, *, iwae_samples: int = 1000, knn: b
     pyro.set_rng_seed(seed)
     metrics = count_metrics(guide, test)
     k = min(iwae_samples, 100)
-    x = test.x[:200].to(_device_of(model))
+    x = test.x[:200].to(device_of(model))
     elbo, iwae = log_likelihood_bounds(model, guide, x, num_samples=k, batch_size=20)
     return {**metrics, "test_elbo": elbo.mean().item(), "nll": {"k": k, "value": -iwae.mean().item()},
             "n_bounds": int(x.shape[0])}
@@ -73,7 +73,7 @@ def evaluate(model, guide, test, train=None, *, iwae_samples: int = 1000, knn: b
 # -- figures --------------------------------------------------------------------------------
 def boxes(guide, x: torch.Tensor, image_shape, path, true_counts=None, title=None) -> Path:
     """Canvases with the inferred glimpse boxes, coloured by step (red, green, blue, ...)."""
-    scene = guide.scene(x.to(_device_of(guide)))
+    scene = guide.scene(x.to(device_of(guide)))
     n = x.shape[0]
     columns = min(n, 8)
     rows = (n + columns - 1) // columns
@@ -132,7 +132,7 @@ def figures(model, guide, train, test, history, out) -> None:
     out = Path(out)
     x = test.x[:16]
     boxes(guide, x, test.image_shape, out / "boxes.png", true_counts=test.y[:16])
-    plots.reconstructions(model, guide, x[:10].to(_device_of(model)), test.image_shape,
+    plots.reconstructions(model, guide, x[:10].to(device_of(model)), test.image_shape,
                           out / "reconstructions.png")
     plots.image_grid(model.sample(30), test.image_shape, out / "samples.png", nrow=10,
                      title="scenes drawn from the model")

@@ -15,7 +15,7 @@ from typing import Callable
 
 from pyro_dgm import plots
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.infer import encode_all, evaluate, log_likelihood_bounds, observed_data
+from pyro_dgm.infer import encode_all, evaluate, log_likelihood_bounds
 from pyro_dgm.registry import Registry
 
 
@@ -25,7 +25,7 @@ def test_elbo(model, guide, test, num_samples: int) -> dict:
     :math:`\frac1N \sum_n \frac1k \sum_s \log w_{n,s}` with the guide as proposal
     (:func:`pyro_dgm.infer.log_likelihood_bounds`)."""
     device = next(model.parameters()).device
-    elbo, _ = log_likelihood_bounds(model, guide, observed_data(test, device),
+    elbo, _ = log_likelihood_bounds(model, guide, test.observed(device=device),
                                     num_samples=num_samples)
     return {"test_elbo": elbo.mean().item(), "test_elbo_samples": num_samples}
 

@@ -29,7 +29,7 @@ from pyro_dgm.zoo.core import ZooEntry, register
 
 def build_polyreg(hyper: dict, data) -> tuple:
     model = PolyRegression(hyper["degree"], hyper["df"], min_points=data.info["min_points"],
-                           max_points=data.image_shape[1])
+                           max_points=data.max_points)
     guide = PolyRegProposal(hyper["degree"], hyper["hidden"], hyper["components"])
     return model, guide
 

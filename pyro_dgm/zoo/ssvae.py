@@ -18,7 +18,7 @@ from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.guides.ssvae import M2Guide
 from pyro_dgm.infer import encode_all, log_likelihood_bounds
 from pyro_dgm.infer import evaluate as standard_evaluate
-from pyro_dgm.infer.evaluate import _device_of, observed_data
+from pyro_dgm.infer.evaluate import device_of
 from pyro_dgm.models.ssvae import M2
 from pyro_dgm.zoo.core import ZooEntry, register
 
@@ -49,7 +49,7 @@ def classification_error(classify, x: torch.Tensor, y: torch.Tensor, batch_size:
 
 def test_metrics(model, guide, test, num_samples: int) -> dict:
     """``metrics.json``'s held-out numbers: test classification error and the test ELBO."""
-    x = observed_data(test, _device_of(model, guide))
+    x = test.observed(device=device_of(model, guide))
     elbo, _ = log_likelihood_bounds(model, guide, x, num_samples=num_samples)
     return {"test_error": classification_error(guide.classify, x, test.y.to(x.device)),
             "test_elbo": elbo.mean().item(), "test_elbo_samples": num_samples}
@@ -64,7 +64,7 @@ def evaluate(model, guide, test, train=None, *, iwae_samples: int = 1000, knn: b
     """
     metrics = standard_evaluate(model, guide, test, train, iwae_samples=iwae_samples, knn=knn,
                                 seed=seed)
-    x = observed_data(test, _device_of(model, guide))
+    x = test.observed(device=device_of(model, guide))
     metrics["test_error"] = classification_error(guide.classify, x, test.y.to(x.device))
     if train is not None and hasattr(train, "n_labelled"):
         metrics["n_labelled"] = train.n_labelled
