@@ -56,14 +56,13 @@ import pyro.poutine as poutine
 
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer.estimators import log_likelihood_bounds
-from pyro_dgm.infer.objectives import build_objective, get_objective
-from pyro_dgm.infer.trainer import (
-    Trainer,
-    TrainingDiverged,
-    program_traces,
-    resolve_device,
-    set_plate_nesting,
+from pyro_dgm.infer.objectives import (
+    ObjectiveLoss,
+    build_objective,
+    get_objective,
+    gradient_estimate,
 )
+from pyro_dgm.infer.trainer import Trainer, TrainingDiverged, program_traces, resolve_device
 
 
 # -- objective specs ----------------------------------------------------------------------
@@ -165,17 +164,18 @@ def guide_parameters(guide: Callable, *args) -> dict[str, torch.Tensor]:
             for name, site in trace.nodes.items() if site["type"] == "param"}
 
 
-def gradient_variance(model: Callable, guide: Callable, loss, batch, num_estimates: int = 100,
+def gradient_variance(loss: ObjectiveLoss, batch, num_estimates: int = 100,
                       params: dict[str, torch.Tensor] | Sequence[torch.Tensor] | None = None,
                       seed: int | None = None, per_example: bool = True) -> dict:
     r"""Spread of ``loss``'s gradient estimator for the guide parameters at the current point.
 
-    Calls ``loss.loss_and_grads(model, guide, *batch)`` ``num_estimates`` times on the same
+    Back-propagates the loss module ``loss`` (an
+    :class:`~pyro_dgm.infer.objectives.ObjectiveLoss`) ``num_estimates`` times on the same
     ``batch`` (a tensor or a tuple of program arguments), clearing every gradient in between,
-    and flattens the gradients of ``params`` (default: :func:`guide_parameters`; a parameter
-    with no gradient counts as zero). Parameters are not changed. With ``per_example`` the
-    gradients are those of the loss per example (divided by the batch size), so numbers compare
-    across batch sizes.
+    and flattens the gradients of ``params`` (default: :func:`guide_parameters` of
+    ``loss.guide``; a parameter with no gradient counts as zero). Parameters are not changed.
+    With ``per_example`` the gradients are those of the loss per example (divided by the batch
+    size), so numbers compare across batch sizes.
 
     Returns ``num_estimates``, ``num_params``, ``batch_size``, ``mean`` and ``variance`` (per
     coordinate of the flattened gradient, in the order of ``params``), ``total_variance`` (trace of the sample covariance, unbiased),
@@ -189,25 +189,13 @@ def gradient_variance(model: Callable, guide: Callable, loss, batch, num_estimat
     if seed is not None:
         pyro.set_rng_seed(seed)
     if params is None:
-        params = guide_parameters(guide, *args)
+        params = guide_parameters(loss.guide, *args)
     params = list(params.values()) if isinstance(params, dict) else list(params)
     if not params:
         raise PyroDGMError("the guide has no parameters to measure the gradient variance of")
     scale = 1.0 / args[0].shape[0] if per_example else 1.0
-    store = pyro.get_param_store()
-
-    def clear_gradients():
-        for tensor in [*params, *(store.get_param(n).unconstrained() for n in store.keys())]:
-            tensor.grad = None
-
-    estimates = []
-    for _ in range(num_estimates):
-        clear_gradients()
-        loss.loss_and_grads(model, guide, *args)
-        estimates.append(torch.cat([
-            (p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1) * scale
-            for p in params]))
-    clear_gradients()
+    estimates = [gradient_estimate(loss, args, params).detach() * scale
+                 for _ in range(num_estimates)]
     return gradient_statistics(torch.stack(estimates), batch_size=args[0].shape[0])
 
 
@@ -495,7 +483,7 @@ def _specs(objectives, objective_options: dict, entry) -> list[ObjectiveSpec]:
         if spec.name not in entry.objectives:
             raise PyroDGMError(f"objective {spec.name!r} does not apply to model {entry.name!r}; "
                                f"it takes {', '.join(entry.objectives)}")
-        build_objective(spec.name, **spec.options)  # refuses bad option values
+        build_objective(spec.name, None, None, **spec.options)  # refuses bad option values
     return specs
 
 
@@ -608,11 +596,11 @@ def _variances(specs, build_at, seed, x, num_estimates, warmup, train, lr, batch
         if point is not None:
             model.load_state_dict(point[0])
             guide.load_state_dict(point[1])
-        loss = build_objective(spec.name, **spec.options)
-        set_plate_nesting(loss, *program_traces(model, guide, x))
+        loss = build_objective(spec.name, model, guide, **spec.options)
+        loss.prepare((x,), *program_traces(model, guide, x))
         if hasattr(loss, "fit_baselines"):  # e.g. NVIL: its baselines fitted at this point too
-            loss.fit_baselines(model, guide, x)
-        stats = gradient_variance(model, guide, loss, x, num_estimates=num_estimates, seed=seed)
+            loss.fit_baselines(x)
+        stats = gradient_variance(loss, x, num_estimates=num_estimates, seed=seed)
         del stats["mean"], stats["variance"]
         grads[spec.label] = stats
     return grads
