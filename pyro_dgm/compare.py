@@ -56,13 +56,7 @@ from pyro_dgm.experiment import (
 from pyro_dgm.infer.estimators import log_likelihood_bounds
 from pyro_dgm.infer.gradients import gradient_variance
 from pyro_dgm.infer.objectives import build_objective, get_objective
-from pyro_dgm.infer.trainer import (
-    Trainer,
-    TrainingDiverged,
-    program_traces,
-    resolve_device,
-    set_plate_nesting,
-)
+from pyro_dgm.infer.trainer import Trainer, TrainingDiverged, program_traces, resolve_device
 from pyro_dgm.zoo import get_entry
 
 
@@ -429,7 +423,7 @@ def _specs(objectives, objective_options: dict, entry) -> list[ObjectiveSpec]:
              for s in specs]
     for spec in specs:
         check_objective(entry, spec.name)
-        build_objective(spec.name, **spec.options)  # refuses bad option values
+        build_objective(spec.name, None, None, **spec.options)  # refuses bad option values
     return specs
 
 
@@ -507,11 +501,11 @@ def _variances(specs, reference_spec, experiment: Callable, seed: int, x, num_es
         if point is not None:
             model.load_state_dict(point[0])
             guide.load_state_dict(point[1])
-        loss = build_objective(spec.name, **spec.options)
-        set_plate_nesting(loss, *program_traces(model, guide, x))
+        loss = build_objective(spec.name, model, guide, **spec.options)
+        loss.prepare((x,), *program_traces(model, guide, x))
         if hasattr(loss, "fit_baselines"):  # e.g. NVIL: its baselines fitted at this point too
-            loss.fit_baselines(model, guide, x)
-        stats = gradient_variance(model, guide, loss, x, num_estimates=num_estimates, seed=seed)
+            loss.fit_baselines(x)
+        stats = gradient_variance(loss, x, num_estimates=num_estimates, seed=seed)
         del stats["mean"], stats["variance"]
         grads[spec.label] = stats
     return grads

@@ -40,10 +40,10 @@ import torch
 from pyro import poutine
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine.messenger import Messenger
-from pyro.poutine.util import site_is_subsample
 
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.infer.objectives import DifferentiableLossELBO, Objective, register_objective
+from pyro_dgm.infer.estimators import sample_sites
+from pyro_dgm.infer.objectives import Objective, ObjectiveLoss, register_objective
 from pyro_dgm.infer.stepwise import STEP
 
 PRESENCE = re.compile(r"^z_pres_(\d+)$")
@@ -79,14 +79,13 @@ def count_patterns(steps: int):
     return pattern
 
 
-class CountEnum_ELBO(DifferentiableLossELBO):
-    """``-ELBO`` with the count of a unary-coded scene summed out (module docstring)."""
+class CountEnum_ELBO(ObjectiveLoss):
+    """``-ELBO`` with the count of a unary-coded scene summed out (module docstring); every
+    term is differentiable, so the loss is its own surrogate."""
 
-    def __init__(self):
-        super().__init__(num_particles=1, max_plate_nesting=1)
-
-    def elbo_per_example(self, model, guide, *args, **kwargs) -> torch.Tensor:
+    def elbo_per_example(self, *args, **kwargs) -> torch.Tensor:
         """The ELBO of each example (its batch shape), differentiable in every parameter."""
+        model, guide = self.model, self.guide
         guide_trace = poutine.trace(PresencePattern(all_present)(guide)).get_trace(*args, **kwargs)
         steps = sum(1 for name in guide_trace.nodes if PRESENCE.match(name))
         if steps == 0:
@@ -99,12 +98,13 @@ class CountEnum_ELBO(DifferentiableLossELBO):
         guide_trace.compute_log_prob()
 
         log_joint = 0.0  # (N + 1, B): log p(x, z_<n, n) under each count n
-        for _, site in _sample_sites(model_trace):
+        for site in sample_sites(model_trace):
             log_joint = log_joint + site["log_prob"]
 
         counts = torch.arange(steps + 1, device=log_joint.device)
         log_q_count, log_q_latents = 0.0, 0.0  # (N + 1, B): log Q_n and log q(z_<n | x)
-        for name, site in _sample_sites(guide_trace):
+        for site in sample_sites(guide_trace):
+            name = site["name"]
             presence = PRESENCE.match(name)
             step = STEP.search(name)
             if presence:
@@ -123,18 +123,11 @@ class CountEnum_ELBO(DifferentiableLossELBO):
         count_probs = log_q_count.exp()
         return (count_probs * (log_joint - log_q_latents - log_q_count)).sum(0)
 
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        return -self.elbo_per_example(model, guide, *args, **kwargs).sum()
-
-
-def _sample_sites(trace):
-    """``(name, site)`` of every sample site, latent or observed, but not the plates'."""
-    for name, site in trace.nodes.items():
-        if site["type"] == "sample" and not site_is_subsample(site):
-            yield name, site
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        return -self.elbo_per_example(*args, **kwargs).sum()
 
 
 register_objective(Objective(
     "count-enum", "ELBO with the number of objects summed out exactly (AIR-style scenes)",
-    lambda: CountEnum_ELBO(), {},
+    lambda model, guide: CountEnum_ELBO(model, guide), {},
 ))

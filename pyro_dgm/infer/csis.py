@@ -31,12 +31,12 @@ from __future__ import annotations
 import torch
 
 import pyro.poutine as poutine
-from pyro.infer import CSIS, ELBO
+from pyro.infer import CSIS
 from pyro.poutine import Trace
 
 from pyro_dgm.infer.objectives import (
-    DifferentiableLossELBO,
     Objective,
+    ObjectiveLoss,
     check_particles,
     register_objective,
 )
@@ -62,61 +62,53 @@ def guide_log_prob_on(model_trace: Trace, guide, *args, **kwargs) -> torch.Tenso
     return guide_trace.log_prob_sum(lambda name, site: not site["is_observed"])
 
 
-class Sleep(DifferentiableLossELBO):
+class Sleep(ObjectiveLoss):
     r"""The vectorized sleep objective: ``loss = -sum_b log q(x_b | y_b)``, ``(x, y) ~ p``.
 
-    ``loss(model, guide, *args)`` and ``loss_and_grads(model, guide, *args)`` have Pyro's ELBO
-    interface, so :class:`pyro_dgm.infer.Trainer` drives it through ``SVI``; only the guide's
-    parameters get gradients (the model's are left alone: this is the sleep phase only).
+    ``forward(*args)`` is that loss, averaged over ``particles`` simulated batches; only the
+    guide's parameters get gradients (the model's are left alone: this is the sleep phase only).
     """
 
-    def __init__(self, particles: int = 1):
-        super().__init__(num_particles=check_particles(particles))
-        self.particles = particles
+    def __init__(self, model, guide, particles: int = 1):
+        super().__init__(model, guide)
+        self.particles = check_particles(particles)
 
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+    def forward(self, *args) -> torch.Tensor:
         loss = 0.0
         for _ in range(self.particles):
-            model_trace = sample_from_joint(model, *args, **kwargs)
-            loss = loss - guide_log_prob_on(model_trace, guide, *args, **kwargs)
+            model_trace = sample_from_joint(self.model, *args)
+            loss = loss - guide_log_prob_on(model_trace, self.guide, *args)
         return loss / self.particles
 
 
-class PyroCSIS(ELBO):
-    """Pyro's :class:`pyro.infer.CSIS` behind the ELBO interface: the batch's ``B`` data sets are
-    simulated and scored one trace at a time, ``CSIS.loss_and_grads`` per data set (its loss and
-    gradients are summed over the batch, as :class:`Sleep`'s are)."""
+class PyroCSIS(ObjectiveLoss):
+    """Pyro's :class:`pyro.infer.CSIS` as a loss module: the batch's ``B`` data sets are simulated
+    and scored one trace at a time by ``CSIS``'s own sampler and particle loss, in its Python
+    loop (summed over the batch, as :class:`Sleep`'s loss is)."""
 
-    def __init__(self, particles: int = 1):
-        super().__init__(num_particles=check_particles(particles))
-        self.particles = particles
+    def __init__(self, model, guide, particles: int = 1):
+        super().__init__(model, guide)
+        self.particles = check_particles(particles)
 
-    def _run(self, model, guide, args, kwargs, grads: bool) -> float:
-        csis = CSIS(model, guide, optim=None, training_batch_size=self.particles)
-        n = args[0].shape[0]
+    def forward(self, *args) -> torch.Tensor:
+        csis = CSIS(self.model, self.guide, optim=None, training_batch_size=self.particles)
         loss = 0.0
-        for b in range(n):  # one data set per trace: CSIS's own loop
+        for b in range(args[0].shape[0]):  # one data set per trace: CSIS's own loop
             one = tuple(a[b:b + 1] if isinstance(a, torch.Tensor) else a for a in args)
-            loss += csis.loss_and_grads(grads, None, *one, **kwargs)
+            for _ in range(self.particles):
+                with torch.no_grad():  # CSIS trains the guide only
+                    model_trace = csis._sample_from_joint(*one)
+                guide_trace = csis._get_matched_trace(model_trace, *one)
+                loss = loss + csis._differentiable_loss_particle(guide_trace) / self.particles
         return loss
-
-    def _get_trace(self, model, guide, args, kwargs):  # ELBO's abstract hook, unused here
-        raise NotImplementedError
-
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        with torch.no_grad():
-            return self._run(model, guide, args, kwargs, grads=False)
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        return self._run(model, guide, args, kwargs, grads=True)
 
 
 register_objective(Objective(
     "sleep", "sleep phase / inference compilation: -log q(latents | data) on a vectorized batch "
              "of data sets simulated from the model",
-    lambda particles: Sleep(particles), {"particles": 1},
+    lambda model, guide, particles: Sleep(model, guide, particles), {"particles": 1},
 ))
 register_objective(Objective(
     "csis", "Pyro's CSIS: the same loss, one simulated data set per trace in a Python loop",
-    lambda particles: PyroCSIS(particles), {"particles": 1},
+    lambda model, guide, particles: PyroCSIS(model, guide, particles), {"particles": 1},
 ))

@@ -36,14 +36,16 @@ from pyro_dgm.errors import PyroDGMError
 DATA_PLATE = "data"
 
 
-def _sample_sites(trace):
+def sample_sites(trace) -> list[dict]:
+    """The sample sites of ``trace``, latent and observed, in program order, without the
+    plates' subsample sites (each site's name is ``site["name"]``)."""
     return [site for site in trace.nodes.values()
             if site["type"] == "sample" and not site_is_subsample(site)]
 
 
 def plate_nesting(*traces) -> int:
     """The deepest nesting of vectorized plates over the sample sites of ``traces``."""
-    dims = [-frame.dim for trace in traces for site in _sample_sites(trace)
+    dims = [-frame.dim for trace in traces for site in sample_sites(trace)
             for frame in site["cond_indep_stack"] if frame.vectorized]
     return max(dims, default=0)
 
@@ -100,7 +102,7 @@ def per_example_log_density(trace, max_plate_nesting: int, observed: bool | None
     """
     trace.compute_log_prob()
     total = 0.0
-    for site in _sample_sites(trace):
+    for site in sample_sites(trace):
         if site["infer"].get("_deterministic") or observed not in (None, site["is_observed"]):
             continue
         total = total + _per_example(site, max_plate_nesting + 1)

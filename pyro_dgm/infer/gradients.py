@@ -26,6 +26,7 @@ import pyro
 import pyro.poutine as poutine
 
 from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.infer.objectives import ObjectiveLoss, gradient_estimate
 
 
 # -- gradient variance --------------------------------------------------------------------
@@ -47,23 +48,25 @@ def guide_parameters(guide: Callable, *args) -> dict[str, torch.Tensor]:
             for name, site in trace.nodes.items() if site["type"] == "param"}
 
 
-def gradient_variance(model: Callable, guide: Callable, loss, batch, num_estimates: int = 100,
+def gradient_variance(loss: ObjectiveLoss, batch, num_estimates: int = 100,
                       params: dict[str, torch.Tensor] | Sequence[torch.Tensor] | None = None,
                       seed: int | None = None, per_example: bool = True) -> dict:
     r"""Spread of ``loss``'s gradient estimator for the guide parameters at the current point.
 
-    Calls ``loss.loss_and_grads(model, guide, *batch)`` ``num_estimates`` times on the same
+    Back-propagates the loss module ``loss`` (an
+    :class:`~pyro_dgm.infer.objectives.ObjectiveLoss`) ``num_estimates`` times on the same
     ``batch`` (a tensor or a tuple of program arguments), clearing every gradient in between,
-    and flattens the gradients of ``params`` (default: :func:`guide_parameters`; a parameter
-    with no gradient counts as zero). Parameters are not changed. With ``per_example`` the
-    gradients are those of the loss per example (divided by the batch size), so numbers compare
-    across batch sizes.
+    and flattens the gradients of ``params`` (default: :func:`guide_parameters` of
+    ``loss.guide``; a parameter with no gradient counts as zero). Parameters are not changed.
+    With ``per_example`` the gradients are those of the loss per example (divided by the batch
+    size), so numbers compare across batch sizes.
 
     Returns ``num_estimates``, ``num_params``, ``batch_size``, ``mean`` and ``variance`` (per
-    coordinate of the flattened gradient, in the order of ``params``), ``total_variance`` (trace of the sample covariance, unbiased),
-    ``mean_squared_norm`` (mean of ``|g|^2``), ``squared_norm_of_mean`` (``|mean|^2``),
-    ``snr`` (``|mean| / sqrt(total_variance)``) and ``mean_coordinate_snr`` (mean over
-    coordinates of ``|mean_i| / sd_i``, Rainforth et al. 2018, coordinates with ``sd_i > 0``).
+    coordinate of the flattened gradient, in the order of ``params``), ``total_variance``
+    (trace of the sample covariance, unbiased), ``mean_squared_norm`` (mean of ``|g|^2``),
+    ``squared_norm_of_mean`` (``|mean|^2``), ``snr`` (``|mean| / sqrt(total_variance)``) and
+    ``mean_coordinate_snr`` (mean over coordinates of ``|mean_i| / sd_i``, Rainforth et al.
+    2018, coordinates with ``sd_i > 0``).
     """
     if num_estimates < 2:
         raise PyroDGMError(f"gradient variance needs at least 2 estimates, got {num_estimates}")
@@ -71,25 +74,13 @@ def gradient_variance(model: Callable, guide: Callable, loss, batch, num_estimat
     if seed is not None:
         pyro.set_rng_seed(seed)
     if params is None:
-        params = guide_parameters(guide, *args)
+        params = guide_parameters(loss.guide, *args)
     params = list(params.values()) if isinstance(params, dict) else list(params)
     if not params:
         raise PyroDGMError("the guide has no parameters to measure the gradient variance of")
     scale = 1.0 / args[0].shape[0] if per_example else 1.0
-    store = pyro.get_param_store()
-
-    def clear_gradients():
-        for tensor in [*params, *(store.get_param(n).unconstrained() for n in store.keys())]:
-            tensor.grad = None
-
-    estimates = []
-    for _ in range(num_estimates):
-        clear_gradients()
-        loss.loss_and_grads(model, guide, *args)
-        estimates.append(torch.cat([
-            (p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1) * scale
-            for p in params]))
-    clear_gradients()
+    estimates = [gradient_estimate(loss, args, params).detach() * scale
+                 for _ in range(num_estimates)]
     return gradient_statistics(torch.stack(estimates), batch_size=args[0].shape[0])
 
 

@@ -1,11 +1,22 @@
-"""The registry of objectives: a name -> a Pyro loss object that the Trainer drives through SVI.
+"""The registry of objectives: a name -> a torch ``nn.Module`` loss over a model and a guide.
 
-Every objective is something with Pyro's ELBO interface, ``loss(model, guide, *args)`` and
-``loss_and_grads(model, guide, *args)``: that is the one interface the Trainer uses, and it
-also covers objectives with separate model and guide updates (reweighted wake-sleep, for
-example, sets the gradients of both parameter sets inside ``loss_and_grads``). An objective
-may also declare a ``check`` that the Trainer runs once on the first batch's guide trace, to
-refuse a model/guide combination it cannot train.
+``build_objective(name, model, guide, **options)`` returns an :class:`ObjectiveLoss`, a
+``torch.nn.Module`` that holds the model and the guide (as submodules when they are modules)
+and any networks the objective owns (NVIL's baselines, for example). Calling it on a batch,
+``loss(*args)``, gives one scalar tensor:
+
+- its **value** is the objective's reported loss summed over the batch (for the ELBO
+  objectives, the negative ELBO in nats);
+- its **gradient**, after ``.backward()``, is the objective's update direction for every
+  parameter. Objectives with separate updates for separate parameter sets (reweighted
+  wake-sleep, sleep, NVIL's baselines) return a surrogate,
+  ``value.detach() + surrogate - surrogate.detach()``, whose gradient with respect to each
+  parameter set is that set's update.
+
+So the Trainer drives every objective with one torch optimizer step, and anything written for
+``torch.nn.Module`` losses works with them. An objective may also declare a ``check`` that the
+Trainer runs once on the first batch's guide trace, to refuse a model/guide combination it
+cannot train.
 
 =============  =============================================================================
 name           objective
@@ -21,25 +32,67 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
+import pyro
 import pyro.infer
+from pyro.infer.enum import get_importance_trace
+from pyro.infer.util import get_dependent_plate_dims, torch_sum
 from pyro.poutine import Trace
-from pyro.poutine.util import site_is_subsample
 
 from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.infer.estimators import plate_nesting, sample_sites
 from pyro_dgm.registry import Registry
+
+
+class ObjectiveLoss(torch.nn.Module):
+    """An objective as a torch loss: ``forward(*args)`` is a scalar whose value is the loss summed
+    over the batch and whose gradient is the objective's update for every parameter.
+
+    ``model`` and ``guide`` are Pyro programs: ``nn.Module`` s become submodules (so
+    ``parameters()`` and ``state_dict()`` include them), plain functions are kept as they are
+    and keep their parameters in Pyro's param store.
+    """
+
+    def __init__(self, model: Callable | None, guide: Callable | None):
+        super().__init__()
+        self.model, self.guide = model, guide
+
+    def prepare(self, args: tuple, guide_trace: Trace, model_trace: Trace) -> None:
+        """One-time set-up from the traces of a first run of the programs (the Trainer calls it
+        before the first step): fix the plate nesting, build networks the objective owns."""
+
+    def forward(self, *args) -> torch.Tensor:
+        raise NotImplementedError
+
+    def value(self, *args) -> float:
+        """The loss summed over the batch ``args``, without building a graph."""
+        with torch.no_grad():
+            return self(*args).item()
+
+    def own_state_dict(self) -> dict:
+        """``state_dict()`` without the model's and the guide's entries: what the objective owns."""
+        return {name: value for name, value in self.state_dict().items()
+                if not name.startswith(("model.", "guide."))}
+
+
+def with_surrogate_gradient(value: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
+    """A tensor equal to ``value`` whose gradient is ``surrogate`` 's."""
+    return value.detach() + (surrogate - surrogate.detach())
 
 
 @dataclass(frozen=True)
 class Objective:
-    """A registered objective: how to build its Pyro loss, and what it can train."""
+    """A registered objective: how to build its loss module, and what it can train.
+
+    ``build(model, guide, **options)`` returns an :class:`ObjectiveLoss`.
+    """
 
     name: str
     description: str
-    build: Callable[..., Any]
+    build: Callable[..., ObjectiveLoss]
     options: dict = field(default_factory=dict)
     check: Callable[[Trace], None] | None = None
 
@@ -57,10 +110,13 @@ def get_objective(name: str) -> Objective:
     return OBJECTIVES[name]
 
 
-def build_objective(name: str, **options) -> Any:
-    """Build the Pyro loss for objective ``name`` with ``options`` (e.g. ``particles=5``).
+def build_objective(name: str, model: Callable | None, guide: Callable | None,
+                    **options) -> ObjectiveLoss:
+    """The loss module of objective ``name`` over ``model`` and ``guide``, with ``options``
+    (e.g. ``particles=5``).
 
-    Unknown options raise a :class:`PyroDGMError` listing the ones the objective takes.
+    Unknown options, and bad option values, raise a :class:`PyroDGMError`; ``model`` and
+    ``guide`` may be ``None`` to check options only.
     """
     objective = get_objective(name)
     unknown = set(options) - set(objective.options)
@@ -69,27 +125,7 @@ def build_objective(name: str, **options) -> Any:
             f"objective {name!r} does not take option(s) {sorted(unknown)}; "
             f"it takes {sorted(objective.options) or 'none'}"
         )
-    return objective.build(**{**objective.options, **options})
-
-
-class DifferentiableLossELBO(pyro.infer.ELBO):
-    """An objective defined by its ``differentiable_loss``: ``loss`` evaluates it without a graph,
-    ``loss_and_grads`` back-propagates it (for objectives whose every term is differentiable)."""
-
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        raise NotImplementedError
-
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        with torch.no_grad():
-            return self.differentiable_loss(model, guide, *args, **kwargs).item()
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        loss.backward()
-        return loss.item()
-
-    def _get_trace(self, model, guide, args, kwargs):  # ELBO's abstract hook, unused here
-        raise NotImplementedError
+    return objective.build(model, guide, **{**objective.options, **options})
 
 
 def check_objective_options(name: str, options: dict) -> dict:
@@ -121,9 +157,114 @@ def check_particles(particles: int) -> int:
     return particles
 
 
-def _particle_options(particles: int) -> dict:
+def particle_options(particles: int) -> dict:
+    """Pyro ELBO keyword arguments for ``particles`` vectorized particles."""
     check_particles(particles)
     return {"num_particles": particles, "vectorize_particles": particles > 1}
+
+
+class PyroELBOLoss(ObjectiveLoss):
+    r"""The negative ELBO of one of Pyro's ELBO classes as a module (Pyro's ``ELBOModule``).
+
+    Value: :math:`-\mathrm{ELBO}` of the batch; gradient: the ELBO class's own surrogate
+    (reparameterized terms, score-function terms, baselines), the gradient its
+    ``loss_and_grads`` would set.
+    """
+
+    def __init__(self, model, guide, elbo: pyro.infer.ELBO):
+        super().__init__(model, guide)
+        self.elbo = elbo
+
+    @property
+    def num_particles(self) -> int:
+        return self.elbo.num_particles
+
+    def prepare(self, args: tuple, guide_trace: Trace, model_trace: Trace) -> None:
+        """Fix ``max_plate_nesting`` of an ELBO that would otherwise guess it on its first call
+        (drawing random numbers); as in ``pyro.infer.ELBO.__init__``, the count includes a
+        vectorized particle plate."""
+        if self.elbo.max_plate_nesting == float("inf"):
+            particle_plate = int(self.elbo.vectorize_particles)
+            self.elbo.max_plate_nesting = plate_nesting(guide_trace, model_trace) + particle_plate
+
+    def forward(self, *args) -> torch.Tensor:
+        return self.elbo.differentiable_loss(self.model, self.guide, *args)
+
+
+class TraceGraphLoss(PyroELBOLoss):
+    """``TraceGraph_ELBO`` (or a subclass): value ``-ELBO``, gradient its Rao-Blackwellized
+    surrogate with baselines (Schulman et al. 2015; Mnih & Gregor 2014)."""
+
+    def forward(self, *args) -> torch.Tensor:
+        elbo, surrogate_loss = self.elbo._loss_and_surrogate_loss(self.model, self.guide, args, {})
+        return with_surrogate_gradient(-torch.as_tensor(elbo), surrogate_loss)
+
+
+class IWAELoss(PyroELBOLoss):
+    r"""The importance-weighted bound of Burda et al. (2016), as ``RenyiELBO(alpha=0)`` computes it.
+
+    With :math:`k` particles :math:`z_s \sim q(z \mid x_n)` and
+    :math:`\log w_{n,s} = \log p(x_n, z_s) - \log q(z_s \mid x_n)` (summed over every plate but
+    the data plate), the loss is :math:`-\sum_n \log \frac1k \sum_s w_{n,s}`, differentiated
+    through the reparameterized draws: its gradient is
+    :math:`-\sum_n \sum_s \tilde w_{n,s} \nabla \log w_{n,s}` with normalized weights
+    :math:`\tilde w`, the gradient ``RenyiELBO(alpha=0).loss_and_grads`` sets (where the
+    score-function term has weight :math:`\alpha / (1 - \alpha) = 0`).
+    """
+
+    def forward(self, *args) -> torch.Tensor:
+        elbo, model, guide = self.elbo, self.model, self.guide
+        if elbo.max_plate_nesting == float("inf"):
+            elbo._guess_max_plate_nesting(model, guide, args, {})
+        if elbo.vectorize_particles:  # as RenyiELBO: one trace, particles on an outer plate
+            particles = pyro.plate("num_particles_vectorized", elbo.num_particles,
+                                   dim=-elbo.max_plate_nesting)
+            log_weights = self._log_weight(particles(model), particles(guide), args)
+        else:
+            log_weights = self._log_weight(model, guide, args).unsqueeze(0)
+        log_mean_weight = torch.logsumexp(log_weights, 0) - math.log(elbo.num_particles)
+        return -log_mean_weight.sum()
+
+    def _log_weight(self, model, guide, args) -> torch.Tensor:
+        model_trace, guide_trace = get_importance_trace("flat", self.elbo.max_plate_nesting,
+                                                        model, guide, args, {})
+        sum_dims = get_dependent_plate_dims(model_trace.nodes.values())
+        log_weight = 0.0
+        for site in sample_sites(model_trace):
+            log_weight = log_weight + torch_sum(site["log_prob"], sum_dims)
+        for site in sample_sites(guide_trace):
+            log_weight = log_weight - torch_sum(site["log_prob"], sum_dims)
+        return torch.as_tensor(log_weight)
+
+
+def elbo_loss(model, guide, elbo: pyro.infer.ELBO) -> PyroELBOLoss:
+    """One of Pyro's ELBO objects over ``model`` and ``guide`` as a loss module (the route of
+    Pyro's ``elbo(model, guide)``, for every ELBO class this package trains with)."""
+    if isinstance(elbo, pyro.infer.TraceGraph_ELBO):
+        return TraceGraphLoss(model, guide, elbo)
+    if isinstance(elbo, pyro.infer.RenyiELBO):
+        if elbo.alpha != 0:
+            raise PyroDGMError(f"only RenyiELBO(alpha=0), the IWAE bound, is supported as a "
+                               f"loss module, got alpha={elbo.alpha}")
+        return IWAELoss(model, guide, elbo)
+    if not hasattr(elbo, "differentiable_loss"):
+        raise PyroDGMError(f"{type(elbo).__name__} has no differentiable loss to train with")
+    return PyroELBOLoss(model, guide, elbo)
+
+
+def gradient_estimate(loss: ObjectiveLoss, args: tuple, params) -> torch.Tensor:
+    """One draw of ``loss``'s gradient with respect to ``params``, flattened in their order
+    (a parameter with no gradient counts as zero); every gradient is cleared afterwards."""
+    params = list(params)
+    for p in params:
+        p.grad = None
+    loss(*args).backward()
+    estimate = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                          for p in params])
+    loss.zero_grad(set_to_none=True)
+    for p in params:
+        p.grad = None
+    return estimate
 
 
 def require_reparameterized_guide(trace: Trace, objective: str) -> None:
@@ -133,37 +274,40 @@ def require_reparameterized_guide(trace: Trace, objective: str) -> None:
     a discrete or otherwise non-reparameterized guide site would get a zero gradient and the
     guide would never move.
     """
-    for name, site in trace.nodes.items():
-        if (site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site)
-                and not site["fn"].has_rsample):
+    for site in sample_sites(trace):
+        if not site["is_observed"] and not site["fn"].has_rsample:
             fn = site["fn"]
             while hasattr(fn, "base_dist"):  # Independent, masked, expanded wrappers
                 fn = fn.base_dist
             raise PyroDGMError(
                 f"the {objective!r} objective needs reparameterized guide sites, but site "
-                f"{name!r} ({type(fn).__name__}) is not: its gradient would be zero; "
+                f"{site['name']!r} ({type(fn).__name__}) is not: its gradient would be zero; "
                 f"use 'tracegraph' (or a wake-sleep objective) for such guides"
             )
 
 
 register_objective(Objective(
     "elbo", "Trace_ELBO: the Monte Carlo evidence lower bound",
-    lambda particles: pyro.infer.Trace_ELBO(**_particle_options(particles)),
+    lambda model, guide, particles: elbo_loss(
+        model, guide, pyro.infer.Trace_ELBO(**particle_options(particles))),
     {"particles": 1},
 ))
 register_objective(Objective(
     "meanfield", "TraceMeanField_ELBO: ELBO with analytic KL terms where registered",
-    lambda particles: pyro.infer.TraceMeanField_ELBO(**_particle_options(particles)),
+    lambda model, guide, particles: elbo_loss(
+        model, guide, pyro.infer.TraceMeanField_ELBO(**particle_options(particles))),
     {"particles": 1},
 ))
 register_objective(Objective(
     "tracegraph", "TraceGraph_ELBO: Rao-Blackwellized score-function gradients for discrete sites",
-    lambda particles: pyro.infer.TraceGraph_ELBO(**_particle_options(particles)),
+    lambda model, guide, particles: elbo_loss(
+        model, guide, pyro.infer.TraceGraph_ELBO(**particle_options(particles))),
     {"particles": 1},
 ))
 register_objective(Objective(
     "iwae", "RenyiELBO(alpha=0): the importance-weighted bound with k particles (Burda et al.)",
-    lambda particles: pyro.infer.RenyiELBO(alpha=0.0, **_particle_options(particles)),
+    lambda model, guide, particles: elbo_loss(
+        model, guide, pyro.infer.RenyiELBO(alpha=0.0, **particle_options(particles))),
     {"particles": 5},
     check=lambda trace: require_reparameterized_guide(trace, "iwae"),
 ))

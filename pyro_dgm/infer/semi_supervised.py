@@ -22,57 +22,55 @@ import torch
 import pyro.infer
 
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.infer.objectives import Objective, _particle_options, register_objective
+from pyro_dgm.infer.objectives import (
+    Objective,
+    PyroELBOLoss,
+    particle_options,
+    register_objective,
+)
 
 
-class SemiSupervisedELBO(pyro.infer.TraceEnum_ELBO):
+class SemiSupervisedELBO(PyroELBOLoss):
     r"""Loss :math:`-\big(\mathrm{ELBO}_{\text{enum}} + \alpha \sum_{n: y_n \ge 0} \log q(y_n \mid x_n)\big)`.
 
     The programs take ``(x, y)`` with ``y = -1`` for unknown labels; the guide provides
     ``classifier_log_prob(x, y)``. Without labels (``(x,)`` only) it is ``TraceEnum_ELBO``.
+    Both terms are differentiable (``TraceEnum_ELBO``'s is its surrogate), so the sum is too.
     """
 
-    def __init__(self, alpha: float = 50.0, **kwargs):
+    def __init__(self, model, guide, alpha: float = 50.0, **elbo_options):
         if not alpha >= 0:
             raise PyroDGMError(f"alpha must be zero or positive, got {alpha!r}")
-        super().__init__(**kwargs)
+        super().__init__(model, guide, pyro.infer.TraceEnum_ELBO(**elbo_options))
         self.alpha = float(alpha)
 
-    def classification_loss(self, guide, x: torch.Tensor, y: torch.Tensor | None = None):
+    def classification_loss(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """``-alpha * sum log q(y|x)`` over the labelled examples (a tensor, or 0.0)."""
         if y is None or self.alpha == 0 or not bool((y >= 0).any()):
             return 0.0
-        if not hasattr(guide, "classifier_log_prob"):
+        if not hasattr(self.guide, "classifier_log_prob"):
             raise PyroDGMError("the 'ss-elbo' objective needs a guide with a classifier "
                                "(classifier_log_prob(x, y)), such as M2Guide")
         known = y >= 0
-        return -self.alpha * guide.classifier_log_prob(x[known], y[known]).sum()
+        return -self.alpha * self.guide.classifier_log_prob(x[known], y[known]).sum()
 
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        with torch.no_grad():
-            extra = float(self.classification_loss(guide, *args))
-        return super().loss(model, guide, *args, **kwargs) + extra
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        loss = super().loss_and_grads(model, guide, *args, **kwargs)
-        extra = self.classification_loss(guide, *args)
-        if isinstance(extra, torch.Tensor):
-            extra.backward()
-            extra = extra.detach()
-        return loss + float(extra)
+    def forward(self, *args) -> torch.Tensor:
+        return super().forward(*args) + self.classification_loss(*args)
 
 
 def _enum_options(particles: int) -> dict:
-    return {**_particle_options(particles), "strict_enumeration_warning": False}
+    return {**particle_options(particles), "strict_enumeration_warning": False}
 
 
 register_objective(Objective(
     "enum-elbo", "TraceEnum_ELBO: ELBO with enumerated discrete sites summed out exactly",
-    lambda particles: pyro.infer.TraceEnum_ELBO(**_enum_options(particles)),
+    lambda model, guide, particles: PyroELBOLoss(
+        model, guide, pyro.infer.TraceEnum_ELBO(**_enum_options(particles))),
     {"particles": 1},
 ))
 register_objective(Objective(
     "ss-elbo", "TraceEnum_ELBO + alpha * log q(y|x) on labelled data (Kingma et al. 2014, M2)",
-    lambda particles, alpha: SemiSupervisedELBO(alpha=alpha, **_enum_options(particles)),
+    lambda model, guide, particles, alpha: SemiSupervisedELBO(
+        model, guide, alpha=alpha, **_enum_options(particles)),
     {"particles": 1, "alpha": 50.0},
 ))

@@ -1,10 +1,17 @@
-"""One Trainer for every objective: SVI steps over mini-batches, checkpoints, resume, NaN stop.
+"""One Trainer for every objective: torch optimizer steps on a loss module, mini-batches from
+one persistent batch stream, an epoch or a seconds budget, checkpoints, exact resume, NaN stop.
 
 The Trainer knows nothing about particular models: it takes a model and a guide (any Pyro
-programs, ``PyroModule`` or plain functions using ``pyro.param``), an objective name from
-:mod:`pyro_dgm.infer.objectives` (or a ready Pyro loss object), and a data set, and drives
-``pyro.infer.SVI``. Objectives with separate model and guide updates fit the same loop because
-SVI only needs their ``loss_and_grads``.
+programs, ``PyroModule`` or plain functions using ``pyro.param`` / ``pyro.module``), an
+objective name from :mod:`pyro_dgm.infer.objectives` (or a ready
+:class:`~pyro_dgm.infer.objectives.ObjectiveLoss`), and a data set. Every objective is a torch
+``nn.Module`` loss, so one step is the plain PyTorch step
+
+    optimizer.zero_grad(); loss(*batch).backward(); optimizer.step()
+
+with ``torch.optim.Adam`` over the loss module's parameters (model, guide and the objective's
+own networks) plus the param-store parameters of plain-function programs, found by one trace
+of the programs before the first step.
 """
 
 from __future__ import annotations
@@ -20,16 +27,15 @@ import torch
 from tqdm import tqdm
 
 import pyro
+import pyro.infer
 import pyro.poutine as poutine
-from pyro.infer import SVI
-from pyro.optim import Adam, ClippedAdam
+from pyro.poutine import Trace
 from torch.distributions import biject_to
 
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.infer.estimators import plate_nesting
-from pyro_dgm.infer.objectives import build_objective, get_objective
+from pyro_dgm.infer.objectives import ObjectiveLoss, build_objective, elbo_loss, get_objective
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 class TrainingDiverged(PyroDGMError):
@@ -76,7 +82,11 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
     except Exception as error:  # torch raises many types for damaged files
         raise PyroDGMError(f"checkpoint {path} is corrupt or unreadable ({error.__class__.__name__})"
                            f"; retrain, or restore it from a copy") from None
-    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+    version = state.get("version") if isinstance(state, dict) else None
+    if isinstance(version, int) and version < CHECKPOINT_VERSION:
+        raise PyroDGMError(f"checkpoint {path} was written by an older pyro_dgm (checkpoint "
+                           f"version {version}, this one reads {CHECKPOINT_VERSION}); retrain")
+    if version != CHECKPOINT_VERSION:
         raise PyroDGMError(f"checkpoint {path} is not a pyro_dgm checkpoint of version "
                            f"{CHECKPOINT_VERSION}")
     return state
@@ -87,7 +97,7 @@ def _does_not_fit(error: Exception) -> PyroDGMError:
                         f"({str(error).splitlines()[0]})")
 
 
-def program_traces(model: Callable, guide: Callable, *args):
+def program_traces(model: Callable, guide: Callable, *args) -> tuple[Trace, Trace]:
     """``(guide_trace, model_trace)`` of one blocked run of the programs on ``args``, leaving
     Pyro's random state as it was (so a first pass does not shift a run's random numbers)."""
     rng_state = pyro.util.get_rng_state()
@@ -100,13 +110,23 @@ def program_traces(model: Callable, guide: Callable, *args):
     return guide_trace, model_trace
 
 
-def set_plate_nesting(loss, guide_trace, model_trace) -> None:
-    """Fix ``max_plate_nesting`` of a loss that would otherwise guess it on its first call
-    (drawing random numbers); as in ``pyro.infer.ELBO.__init__``, the count includes a
-    vectorized particle plate."""
-    if getattr(loss, "max_plate_nesting", None) == float("inf"):
-        particle_plate = int(getattr(loss, "vectorize_particles", False))
-        loss.max_plate_nesting = plate_nesting(guide_trace, model_trace) + particle_plate
+def store_parameters(*traces: Trace) -> list[torch.Tensor]:
+    """The trainable tensors behind the ``param`` sites of ``traces``, in order, once each:
+    the param store's unconstrained tensors (``pyro.param``, ``pyro.module``)."""
+    found = {}
+    for trace in traces:
+        for site in trace.nodes.values():
+            if site["type"] == "param":
+                value = site["value"]
+                unconstrained = getattr(value, "unconstrained", None)
+                tensor = unconstrained() if unconstrained is not None else value
+                if tensor.requires_grad and tensor.is_leaf:
+                    found.setdefault(id(tensor), tensor)
+    return list(found.values())
+
+
+def _batch_size(batch) -> int:
+    return (batch[0] if isinstance(batch, tuple) else batch).shape[0]
 
 
 class Trainer:
@@ -114,115 +134,205 @@ class Trainer:
 
     >>> trainer = Trainer(model, guide, objective="elbo", lr=1e-3, batch_size=100)
     >>> history = trainer.fit(train_data, epochs=10)   # [{"epoch", "loss", "seconds"}, ...]
+    >>> trainer.fit(train_data, seconds=60)            # or: until 60 s of training in total
 
-    ``loss`` is the objective's loss per example (for ELBO-type objectives, the negative ELBO in
-    nats), averaged over the epoch. With ``checkpoint=PATH`` the state is written atomically
-    after every epoch and ``fit(..., resume=True)`` continues from it. A NaN or infinite loss
-    stops training with :class:`TrainingDiverged`, leaving the last good checkpoint on disk.
+    ``loss`` in the history is the objective's loss per example (for ELBO-type objectives, the
+    negative ELBO in nats), averaged over the epoch; ``seconds`` is the epoch's time in training
+    steps. ``trainer.loss`` is the objective's :class:`ObjectiveLoss`; ``trainer.steps``,
+    ``trainer.examples`` and ``trainer.train_seconds`` count the steps, the examples seen and
+    the time spent in steps. The optimizer is ``torch.optim.Adam``; ``clip_norm`` clips the
+    norm of the whole gradient (``torch.nn.utils.clip_grad_norm_``) before each step.
+
+    With ``checkpoint=PATH`` the state is written atomically after every epoch and at the end
+    of every ``fit``; ``fit(..., resume=True)`` continues from it exactly, mid-epoch included.
+    A NaN or infinite loss stops training with :class:`TrainingDiverged` before the step is
+    applied, leaving the last good checkpoint on disk.
 
     Creating a Trainer clears Pyro's global param store and seeds Pyro's random state, so that
     each run starts from its own parameters and ``seed`` alone.
     """
 
-    def __init__(self, model: Callable, guide: Callable, objective: str | Any = "elbo", *,
-                 lr: float = 1e-3, batch_size: int = 100, seed: int = 0, device: str = "cpu",
+    def __init__(self, model: Callable, guide: Callable, objective: str | ObjectiveLoss | Any = "elbo",
+                 *, lr: float = 1e-3, batch_size: int = 100, seed: int = 0, device: str = "cpu",
                  clip_norm: float | None = None, objective_options: dict | None = None,
                  checkpoint: str | Path | None = None, progress: bool = True):
         if batch_size < 1:
             raise PyroDGMError(f"batch size must be a positive whole number, got {batch_size}")
         if not lr > 0:
             raise PyroDGMError(f"learning rate must be positive, got {lr}")
+        if clip_norm is not None and not clip_norm > 0:
+            raise PyroDGMError(f"clip_norm must be positive, got {clip_norm}")
         self.model, self.guide = model, guide
         self.device = resolve_device(device)
-        for module in _modules(model, guide).values():
-            module.to(self.device)
-        if isinstance(objective, str):
+        if isinstance(objective, pyro.infer.ELBO):  # one of Pyro's own, e.g. Trace_ELBO()
+            objective = elbo_loss(model, guide, objective)
+        if isinstance(objective, ObjectiveLoss):
+            self.objective_name, self.loss, self._check = type(objective).__name__, objective, None
+        elif isinstance(objective, str):
             self.objective_name = objective
-            self.loss = build_objective(objective, **(objective_options or {}))
+            self.loss = build_objective(objective, model, guide, **(objective_options or {}))
             self._check = get_objective(objective).check
         else:
-            self.objective_name, self.loss, self._check = type(objective).__name__, objective, None
-        optim_args = {"lr": lr} if clip_norm is None else {"lr": lr, "clip_norm": clip_norm}
-        self.optim = (Adam if clip_norm is None else ClippedAdam)(optim_args)
+            raise PyroDGMError(f"objective must be a registered name, an ObjectiveLoss or a Pyro "
+                               f"ELBO, got "
+                               f"{type(objective).__name__}")
+        self.loss.to(self.device)
+        self.lr, self.clip_norm = lr, clip_norm
         self.batch_size, self.seed, self.progress = batch_size, seed, progress
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.history: list[dict] = []
-        self._prepared = False
-        self._pending_params = None
+        self.steps, self.examples, self.train_seconds = 0, 0, 0.0
+        self.optimizer: torch.optim.Optimizer | None = None
+        self._params: list[torch.Tensor] = []
+        self._pending_state: dict | None = None
+        self._epoch: dict | None = None      # the epoch in progress: its start and sums so far
+        self._stream = None                  # its batches still to come
+        self._next_batch = None
+        self._resumed_epoch: dict | None = None  # a checkpoint's epoch in progress
         pyro.clear_param_store()
         pyro.set_rng_seed(seed)
         self.generator = torch.Generator().manual_seed(seed)
-        self.svi = SVI(model, guide, self.optim, self.loss)
 
     # -- one step -------------------------------------------------------------------------
     def step(self, batch: torch.Tensor | tuple) -> float:
-        """One SVI step on ``batch``; returns the loss per example.
+        """One optimizer step on ``batch``; returns the loss per example.
 
         ``batch`` is the programs' argument, or a tuple of their arguments (e.g. ``(x, y)``
         for a model of partly labelled data); the first argument's leading dimension counts
-        the examples.
+        the examples. A NaN or infinite loss is returned without changing any parameter.
         """
-        args = tuple(a.to(self.device) for a in (batch if isinstance(batch, tuple) else (batch,)))
-        if not self._prepared:
+        started = time.perf_counter()
+        args = tuple(a.to(self.device) if isinstance(a, torch.Tensor) else a
+                     for a in (batch if isinstance(batch, tuple) else (batch,)))
+        if self.optimizer is None:
             self._prepare(*args)
-        loss = self.svi.step(*args)
-        loss = loss[0] if isinstance(loss, tuple) else loss  # e.g. (wake_theta, phi) losses
-        return loss / args[0].shape[0]
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(*args)
+        value = loss.item()
+        if math.isfinite(value):
+            loss.backward()
+            if self.clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self._params, self.clip_norm)
+            self.optimizer.step()
+        size = args[0].shape[0]
+        self.steps, self.examples = self.steps + 1, self.examples + size
+        self.train_seconds += time.perf_counter() - started
+        return value / size
 
     def _prepare(self, *args: torch.Tensor) -> None:
-        """Run the programs once, leaving the random state as it was.
+        """Run the programs once, leaving the random state as it was, and build the optimizer.
 
-        The pass registers every parameter in Pyro's param store (then a restored checkpoint
-        is copied into those live tensors), runs the objective's check on the guide trace, and fixes
-        ``max_plate_nesting`` for losses that would otherwise guess it (drawing random numbers
-        on their first call, which would make a resumed run differ from an uninterrupted one).
+        The pass registers every ``pyro.param`` / ``pyro.module`` parameter of plain-function
+        programs in Pyro's param store (found again from the traces' ``param`` sites), runs the
+        objective's check on the guide trace and lets the objective set itself up (plate
+        nesting, its own networks), without drawing random numbers that would make a resumed
+        run differ from an uninterrupted one. A restored checkpoint is copied in here.
         """
         guide_trace, model_trace = program_traces(self.model, self.guide, *args)
         if self._check is not None:
             self._check(guide_trace)
-        set_plate_nesting(self.loss, guide_trace, model_trace)
-        self._prepared = True
-        if self._pending_params is not None:
-            self._copy_pending_params()
+        self.loss.prepare(args, guide_trace, model_trace)
+        self.loss.to(self.device)
+        module_params = list(self.loss.parameters())
+        known = {id(p) for p in module_params}
+        self._params = module_params + [p for p in store_parameters(guide_trace, model_trace)
+                                        if id(p) not in known]
+        self.optimizer = torch.optim.Adam(self._params, lr=self.lr)
+        if self._pending_state is not None:
+            self._load_pending_state()
 
-    # -- epochs ---------------------------------------------------------------------------
-    def fit(self, data, epochs: int, resume: bool = False) -> list[dict]:
-        """Train until ``epochs`` epochs in total are done; returns the history."""
-        if epochs < 0:
+    def _step_or_nan(self, batch) -> float:
+        """``step(batch)``, or NaN where a distribution refused NaN parameters."""
+        try:
+            return self.step(batch)
+        except ValueError as error:  # a distribution refused non-finite arguments
+            if "invalid values" not in str(error) and self._parameters_finite():
+                raise
+            return math.nan
+
+    def _parameters_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self._params)
+
+    # -- the training loop ----------------------------------------------------------------
+    def fit(self, data, epochs: int | None = None, *, seconds: float | None = None,
+            resume: bool = False) -> list[dict]:
+        """Train until ``epochs`` epochs in total are done, or until ``trainer.train_seconds``
+        reaches ``seconds`` (with both, whichever comes first); returns the history.
+
+        Batches come from one persistent stream: a budget that ends mid-epoch leaves the rest
+        of the epoch for the next ``fit``, so ``fit(data, seconds=10)`` then
+        ``fit(data, seconds=20)`` trains on the same batches as one ``fit(data, seconds=20)``.
+        The history has one entry per completed epoch.
+        """
+        if epochs is None and seconds is None:
+            raise PyroDGMError("fit needs a budget: epochs, seconds, or both")
+        if epochs is not None and not epochs >= 0:
             raise PyroDGMError(f"epochs must be zero or more, got {epochs}")
+        if seconds is not None and not seconds >= 0:
+            raise PyroDGMError(f"seconds must be zero or more, got {seconds}")
         if resume:
             self.restore()
-        epochs_done = len(self.history)
-        bar = tqdm(range(epochs_done, epochs), desc="train", unit="epoch",
-                   disable=not self.progress, initial=epochs_done, total=epochs)
-        for epoch in bar:
-            started = time.perf_counter()
-            total, count = 0.0, 0
-            for batch in data.batches(self.batch_size, generator=self.generator):
-                try:
-                    loss = self.step(batch)
-                except ValueError as error:  # a distribution refused non-finite arguments
-                    if "invalid values" not in str(error) and self._parameters_finite():
-                        raise
-                    loss = math.nan
-                if not math.isfinite(loss):
-                    self._diverged(epoch + 1, loss)
-                size = (batch[0] if isinstance(batch, tuple) else batch).shape[0]
-                total, count = total + loss * size, count + size
-            entry = {"epoch": epoch + 1, "loss": total / max(count, 1),
-                     "seconds": time.perf_counter() - started}
-            self.history.append(entry)
-            bar.set_postfix(loss=f"{entry['loss']:.3f}")
-            if self.checkpoint is not None:
-                self.save(self.checkpoint)
-        if self.checkpoint is not None and not self.checkpoint.exists():
-            self.save(self.checkpoint)  # e.g. epochs=0: the run folder still gets its checkpoint
+
+        def done() -> bool:
+            return ((epochs is not None and len(self.history) >= epochs)
+                    or (seconds is not None and self.train_seconds >= seconds))
+
+        bar = tqdm(desc="train", unit="epoch", disable=not self.progress,
+                   initial=len(self.history), total=epochs)
+        while not done():
+            batch = self._take_batch(data)
+            loss = self._step_or_nan(batch)
+            if not math.isfinite(loss):
+                self._diverged(len(self.history) + 1, loss)
+            size = _batch_size(batch)
+            self._epoch["loss"] += loss * size
+            self._epoch["examples"] += size
+            self._epoch["seconds"] = self.train_seconds - self._epoch["started_at"]
+            if self._next_batch is None:
+                self._end_epoch()
+                bar.update(1)
+                bar.set_postfix(loss=f"{self.history[-1]['loss']:.3f}")
+        bar.close()
+        if self.checkpoint is not None:
+            self.save(self.checkpoint)  # where this budget stopped, mid-epoch or not
         return self.history
 
-    @staticmethod
-    def _parameters_finite() -> bool:
-        return all(bool(torch.isfinite(value).all())
-                   for value in pyro.get_param_store().values())
+    def _take_batch(self, data):
+        """The next batch of the stream, starting a new epoch when none is in progress; the
+        batch after it is drawn too, so that an epoch's end is known at its last step."""
+        if self._epoch is None:
+            self._start_epoch(data)
+        batch, self._next_batch = self._next_batch, next(self._stream, None)
+        self._epoch["batches"] += 1
+        return batch
+
+    def _start_epoch(self, data) -> None:
+        """Open the next epoch's stream; a checkpoint's epoch in progress is replayed to where
+        it stopped (the same draws, so the same generator state)."""
+        resumed, self._resumed_epoch = self._resumed_epoch, None
+        if resumed is not None:
+            self.generator.set_state(resumed["rng"])
+        self._epoch = {"rng": self.generator.get_state(), "batches": 0, "loss": 0.0,
+                       "examples": 0, "seconds": 0.0, "started_at": self.train_seconds}
+        self._stream = iter(data.batches(self.batch_size, generator=self.generator))
+        self._next_batch = next(self._stream, None)
+        if self._next_batch is None:
+            raise PyroDGMError("the data set yields no batches")
+        if resumed is not None:
+            for _ in range(resumed["batches"]):
+                self._take_batch(data)
+            self._epoch.update(loss=resumed["loss"], examples=resumed["examples"],
+                               seconds=resumed["seconds"],
+                               started_at=self.train_seconds - resumed["seconds"])
+
+    def _end_epoch(self) -> None:
+        epoch = self._epoch
+        self.history.append({"epoch": len(self.history) + 1,
+                             "loss": epoch["loss"] / max(epoch["examples"], 1),
+                             "seconds": epoch["seconds"]})
+        self._epoch, self._stream = None, None
+        if self.checkpoint is not None:
+            self.save(self.checkpoint)
 
     def _diverged(self, epoch: int, loss: float) -> None:
         kept = (f"the last good checkpoint (epoch {len(self.history)}) is kept at {self.checkpoint}"
@@ -233,51 +343,72 @@ class Trainer:
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Everything needed to continue exactly: parameters, optimizer, history, RNG states."""
+        """Everything needed to continue exactly: parameters (modules, the objective's own,
+        the param store's), the optimizer, history, counters, the epoch in progress, RNG states."""
+        if self._pending_state is not None:  # restored but not yet stepped: still that state
+            return self._pending_state
+        epoch = (None if self._epoch is None else
+                 {k: v for k, v in self._epoch.items() if k != "started_at"})
         return {
             "version": CHECKPOINT_VERSION,
             "history": list(self.history),
             "modules": {name: m.state_dict() for name, m in _modules(self.model, self.guide).items()},
+            "objective": self.loss.own_state_dict(),
             "param_store": pyro.get_param_store().get_state(),
-            "optim": self.optim.get_state(),
+            "optim": self.optimizer.state_dict() if self.optimizer is not None else None,
+            "counters": {"steps": self.steps, "examples": self.examples,
+                         "train_seconds": self.train_seconds},
+            "epoch": epoch,
             "rng": {"pyro": pyro.util.get_rng_state(), "batches": self.generator.get_state()},
         }
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from ``state``.
 
-        Parameter values are copied into the live parameter tensors in place, once the first
-        step has registered them (now, if it already has). Copying in place, rather than
-        replacing the param store's tensors, keeps ``PyroModule`` parameters,
-        ``pyro.module``-registered networks and ``pyro.param`` sites all pointing at the tensors
-        that the optimizer updates.
+        Module parameters are loaded now; the objective's own networks, the param store's
+        values and the optimizer's state once the first step has built them (now, if it
+        already has). Param-store values are copied into the live tensors in place, which keeps
+        ``PyroModule`` parameters, ``pyro.module``-registered networks and ``pyro.param`` sites
+        all pointing at the tensors that the optimizer updates. An epoch in progress continues
+        at its next batch.
         """
         try:
             for name, module in _modules(self.model, self.guide).items():
                 module.load_state_dict(state["modules"][name])
         except (KeyError, RuntimeError) as error:
             raise _does_not_fit(error) from None
-        self._pending_params = state["param_store"]
-        if self._prepared:
-            self._copy_pending_params()
-        self.optim.set_state(state["optim"])  # PyroOptim applies it when each parameter appears
         self.history = list(state["history"])
+        counters = state["counters"]
+        self.steps, self.examples = counters["steps"], counters["examples"]
+        self.train_seconds = counters["train_seconds"]
         pyro.util.set_rng_state(state["rng"]["pyro"])
+        self._resumed_epoch = state["epoch"]
+        self._epoch, self._stream, self._next_batch = None, None, None
         self.generator.set_state(state["rng"]["batches"])
+        self._pending_state = state
+        if self.optimizer is not None:
+            self._load_pending_state()
 
-    def _copy_pending_params(self) -> None:
-        store, saved = pyro.get_param_store(), self._pending_params
-        self._pending_params = None
+    def _load_pending_state(self) -> None:
+        state, self._pending_state = self._pending_state, None
         try:
-            for name, value in saved["params"].items():
-                if name in store:
-                    with torch.no_grad():
-                        store.get_param(name).unconstrained().copy_(value)
-                else:  # a parameter the programs create later
-                    constraint = saved["constraints"][name]
-                    store.setdefault(name, biject_to(constraint)(value), constraint)
-        except RuntimeError as error:
+            self.loss.load_state_dict({**self.loss.state_dict(), **state["objective"]})
+            self._copy_params(state["param_store"])
+            if state["optim"] is not None:
+                self.optimizer.load_state_dict(state["optim"])
+        except (KeyError, RuntimeError, ValueError) as error:
             raise _does_not_fit(error) from None
+
+    @staticmethod
+    def _copy_params(saved: dict) -> None:
+        store = pyro.get_param_store()
+        for name, value in saved["params"].items():
+            if name in store:
+                with torch.no_grad():
+                    store.get_param(name).unconstrained().copy_(value)
+            else:  # a parameter the programs create later
+                constraint = saved["constraints"][name]
+                store.setdefault(name, biject_to(constraint)(value), constraint)
 
     def save(self, path: str | Path) -> None:
         save_atomically(self.state_dict(), Path(path))

@@ -33,6 +33,10 @@ particles degenerate as the batch grows; at batch size 1 the two coincide (teste
                    non-reparameterized guide site (the baselines belong to the objective)
 =================  ================================================================================
 
+Each is an :class:`~pyro_dgm.infer.objectives.ObjectiveLoss`: its value is the wake-theta loss
+(for ``nvil``, ``-ELBO``) and its gradient is each parameter set's own update, through the
+surrogate ``theta_loss.detach() + S - S.detach()`` with ``S = theta_loss + phi_loss``.
+
 Every latent site must sit in ``plate("data")`` and the observation site be ``x`` (the zoo's
 contract), so that weights are per example and the guide can read dreams.
 """
@@ -45,23 +49,32 @@ import torch
 
 import pyro
 import pyro.poutine as poutine
-from pyro.infer import ELBO, TraceGraph_ELBO
+from pyro.infer import TraceGraph_ELBO
+from pyro.poutine import Trace
 from pyro.poutine.messenger import Messenger
-from pyro.poutine.util import site_is_subsample
 
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer.estimators import (
     guess_max_plate_nesting,
     importance_traces,
     per_example_log_density,
+    plate_nesting,
+    sample_sites,
 )
-from pyro_dgm.infer.objectives import Objective, check_particles, register_objective
+from pyro_dgm.infer.objectives import (
+    Objective,
+    ObjectiveLoss,
+    TraceGraphLoss,
+    check_particles,
+    register_objective,
+    with_surrogate_gradient,
+)
 from pyro_dgm.nn import MLP
 
 PROPOSALS = ("guide", "prior")
 
 
-class PerDatapointRWS(ELBO):
+class PerDatapointRWS(ObjectiveLoss):
     """Reweighted wake-sleep with weights normalized per data point (mini-batch safe).
 
     :param num_particles: ``K``, proposals per data point (``K = 1`` with ``insomnia=0`` is
@@ -71,13 +84,13 @@ class PerDatapointRWS(ELBO):
     :param proposal: ``"guide"``, or ``"prior"`` for importance sampling from the model's prior
         (the guide then learns by sleep-phi only).
 
-    ``loss_and_grads`` sets the gradients of both parameter sets and returns the wake-theta
-    loss, ``-sum_n log (1/K) sum_k w_nk``, the negative IWAE-K bound of the batch (for
-    ``K = 1`` the negative ELBO of one sample).
+    The value of ``forward(x)`` is the wake-theta loss, ``-sum_n log (1/K) sum_k w_nk``, the
+    negative IWAE-K bound of the batch (for ``K = 1`` the negative ELBO of one sample); its
+    gradient is wake-theta's for the model and wake-phi's / sleep-phi's for the guide.
     """
 
-    def __init__(self, num_particles: int = 5, insomnia: float = 1.0, proposal: str = "guide",
-                 max_plate_nesting: float = float("inf")):
+    def __init__(self, model, guide, num_particles: int = 5, insomnia: float = 1.0,
+                 proposal: str = "guide", max_plate_nesting: float = float("inf")):
         check_particles(num_particles)
         if not 0.0 <= insomnia <= 1.0:
             raise PyroDGMError(f"insomnia must lie in [0, 1], got {insomnia!r}")
@@ -86,15 +99,20 @@ class PerDatapointRWS(ELBO):
         if proposal == "prior" and insomnia > 0:
             raise PyroDGMError("with the prior as proposal the guide can only learn by sleep-phi "
                                "(insomnia=0)")
-        # the particle plate is our own, outside max_plate_nesting: not Pyro's vectorization
-        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting,
-                         vectorize_particles=False)
+        super().__init__(model, guide)
+        # the particle plate is our own, outside max_plate_nesting
+        self.num_particles, self.max_plate_nesting = num_particles, max_plate_nesting
         self.insomnia, self.proposal = insomnia, proposal
 
+    def prepare(self, args, guide_trace: Trace, model_trace: Trace) -> None:
+        if self.max_plate_nesting == float("inf"):
+            self.max_plate_nesting = plate_nesting(guide_trace, model_trace)
+
     # -- the three estimators ---------------------------------------------------------------
-    def wake(self, model, guide, x: torch.Tensor):
+    def wake(self, x: torch.Tensor):
         """``(log_weights, log_q)``, each ``(K, N)``; proposals detached, densities not."""
-        nesting = self._nesting(model, guide, x)
+        model, guide = self.model, self.guide
+        nesting = self._nesting(x)
         if self.proposal == "guide":
             model_trace, guide_trace = importance_traces(model, guide, x, self.num_particles,
                                                          nesting)
@@ -109,16 +127,18 @@ class PerDatapointRWS(ELBO):
         log_prior = per_example_log_density(model_trace, nesting, observed=False)
         return log_joint - log_prior.detach(), None
 
-    def sleep(self, model, guide, x: torch.Tensor) -> torch.Tensor:
+    def sleep(self, x: torch.Tensor) -> torch.Tensor:
         """``-sum log q(z | x)`` over one dream ``(x, z) ~ p_theta`` per example of the batch."""
-        dream = poutine.trace(poutine.uncondition(model)).get_trace(x)
+        dream = poutine.trace(poutine.uncondition(self.model)).get_trace(x)
         dream.detach_()
         dreamed_x = dream.nodes["x"]["value"]
-        guide_trace = poutine.trace(poutine.replay(guide, trace=dream)).get_trace(dreamed_x)
+        guide_trace = poutine.trace(poutine.replay(self.guide, trace=dream)).get_trace(dreamed_x)
         return -guide_trace.log_prob_sum()
 
-    def _losses(self, model, guide, x: torch.Tensor):
-        log_weights, log_q = self.wake(model, guide, x)
+    def losses(self, x: torch.Tensor):
+        """``(theta_loss, phi_loss)``: wake-theta's loss and the guide's (wake-phi and sleep-phi
+        mixed by ``insomnia``)."""
+        log_weights, log_q = self.wake(x)
         log_evidence = torch.logsumexp(log_weights, 0) - math.log(self.num_particles)
         theta_loss = -log_evidence.sum()
         phi_loss = 0.0
@@ -126,25 +146,16 @@ class PerDatapointRWS(ELBO):
             normalized_weights = torch.softmax(log_weights.detach(), 0)
             phi_loss = phi_loss - self.insomnia * (normalized_weights * log_q).sum()
         if self.insomnia < 1:
-            phi_loss = phi_loss + (1 - self.insomnia) * self.sleep(model, guide, x)
+            phi_loss = phi_loss + (1 - self.insomnia) * self.sleep(x)
         return theta_loss, phi_loss
 
-    # -- Pyro's loss interface ----------------------------------------------------------------
-    def loss(self, model, guide, x: torch.Tensor) -> float:
-        with torch.no_grad():
-            return self._losses(model, guide, x)[0].item()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        theta_loss, phi_loss = self.losses(x)
+        return with_surrogate_gradient(theta_loss, theta_loss + phi_loss)
 
-    def loss_and_grads(self, model, guide, x: torch.Tensor) -> float:
-        theta_loss, phi_loss = self._losses(model, guide, x)
-        (theta_loss + phi_loss).backward()
-        return theta_loss.item()
-
-    def _get_trace(self, model, guide, args, kwargs):  # ELBO's abstract hook; unused
-        raise NotImplementedError("PerDatapointRWS draws its particles in one vectorized trace")
-
-    def _nesting(self, model, guide, x) -> int:
+    def _nesting(self, x) -> int:
         if self.max_plate_nesting == float("inf"):
-            self.max_plate_nesting = guess_max_plate_nesting(model, guide, x)
+            self.max_plate_nesting = guess_max_plate_nesting(self.model, self.guide, x)
         return int(self.max_plate_nesting)
 
 
@@ -161,74 +172,73 @@ class _BaselineInputs(Messenger):
                 "nn_baseline": self.baselines[msg["name"]], "nn_baseline_input": self.x}}
 
 
-class NVIL(TraceGraph_ELBO):
+class NVIL(TraceGraphLoss):
     r"""``TraceGraph_ELBO`` with a learned, input-dependent baseline per discrete guide site.
 
     Mnih & Gregor (2014): the score-function term of site :math:`z` uses the learning signal
     :math:`\log p(x, z) - \log q(z|x) - b_\psi(x)`, with :math:`b_\psi` a one-hidden-layer
     network (``hidden`` tanh units) fitted by least squares to the downstream cost, together with
-    Pyro's Rao-Blackwellization. The baselines are the objective's own parameters
-    (``nvil_baselines.*`` in the param store), so the model and guide stay as they are; NVIL's
-    variance normalization is not applied.
+    Pyro's Rao-Blackwellization. The baselines are the objective's own submodules
+    (``baselines.<site>``), so the model and guide stay as they are; NVIL's variance
+    normalization is not applied. Value ``-ELBO``; gradient the ELBO's surrogate for model and
+    guide, the least-squares fit for the baselines.
     """
 
-    def __init__(self, hidden: int = 100, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, model, guide, hidden: int = 100, **elbo_options):
+        super().__init__(model, guide, TraceGraph_ELBO(**elbo_options))
         self.hidden = hidden
         self.baselines: torch.nn.ModuleDict | None = None
 
-    def _baselined(self, guide, x: torch.Tensor):
-        if self.baselines is None:
-            with poutine.block():
-                trace = poutine.trace(guide).get_trace(x)
-            self.baselines = torch.nn.ModuleDict({
-                name: torch.nn.Sequential(MLP([x.shape[-1], self.hidden, 1], torch.nn.Tanh),
-                                          torch.nn.Flatten(0))
-                for name, site in trace.nodes.items()
-                if site["type"] == "sample" and not site["is_observed"]
-                and not site_is_subsample(site) and not site["fn"].has_rsample}).to(x.device)
-        # update_module_params: after a resume the param store already holds the baselines'
-        # saved values; the networks must then compute with (and train) those tensors
-        pyro.module("nvil_baselines", self.baselines, update_module_params=True)
-        return _BaselineInputs(self.baselines, x)(guide)
+    def prepare(self, args, guide_trace: Trace, model_trace: Trace) -> None:
+        super().prepare(args, guide_trace, model_trace)
+        self._build_baselines(guide_trace, args[0])
 
-    def fit_baselines(self, model, guide, x: torch.Tensor, steps: int = 200,
-                      lr: float = 1e-2) -> None:
+    def _build_baselines(self, guide_trace: Trace, x: torch.Tensor) -> None:
+        if self.baselines is None:
+            self.baselines = torch.nn.ModuleDict({
+                site["name"]: torch.nn.Sequential(MLP([x.shape[-1], self.hidden, 1], torch.nn.Tanh),
+                                                  torch.nn.Flatten(0))
+                for site in sample_sites(guide_trace)
+                if not site["is_observed"] and not site["fn"].has_rsample}).to(x.device)
+
+    def forward(self, x: torch.Tensor, *args) -> torch.Tensor:
+        if self.baselines is None:  # used without prepare: build them from one guide run
+            with poutine.block():
+                self._build_baselines(poutine.trace(self.guide).get_trace(x, *args), x)
+        guide = _BaselineInputs(self.baselines, x)(self.guide)
+        elbo, surrogate_loss = self.elbo._loss_and_surrogate_loss(self.model, guide,
+                                                                  (x, *args), {})
+        return with_surrogate_gradient(-torch.as_tensor(elbo), surrogate_loss)
+
+    def fit_baselines(self, x: torch.Tensor, steps: int = 200, lr: float = 1e-2) -> None:
         """Fit only the baselines, by ``steps`` Adam steps on ``x``, leaving the model and
         guide as they are: NVIL at a given parameter point, as after training to it."""
-        self._baselined(guide, x)
+        self(x)  # builds the baselines if needed
         optimizer = torch.optim.Adam(self.baselines.parameters(), lr=lr)
         for _ in range(steps):
             optimizer.zero_grad()
-            self.loss_and_grads(model, guide, x)
+            self(x).backward()
             optimizer.step()
-        for module in (model, guide):
-            if isinstance(module, torch.nn.Module):
-                module.zero_grad(set_to_none=True)
-
-    def loss(self, model, guide, x, *args, **kwargs):
-        return super().loss(model, self._baselined(guide, x), x, *args, **kwargs)
-
-    def loss_and_grads(self, model, guide, x, *args, **kwargs):
-        return super().loss_and_grads(model, self._baselined(guide, x), x, *args, **kwargs)
+        self.zero_grad(set_to_none=True)
 
 
 register_objective(Objective(
     "rws", "reweighted wake-sleep, weights per data point (Bornschein & Bengio 2015)",
-    lambda particles, insomnia: PerDatapointRWS(particles, insomnia),
+    lambda model, guide, particles, insomnia: PerDatapointRWS(model, guide, particles, insomnia),
     {"particles": 5, "insomnia": 1.0},
 ))
 register_objective(Objective(
     "wake-sleep", "wake-sleep: wake-theta on guide samples, sleep-phi on dreams (Hinton et al. 1995)",
-    lambda: PerDatapointRWS(1, insomnia=0.0),
+    lambda model, guide: PerDatapointRWS(model, guide, 1, insomnia=0.0),
 ))
 register_objective(Objective(
     "prior-is", "importance sampling from the prior (density network); guide fit by sleep-phi",
-    lambda particles: PerDatapointRWS(particles, insomnia=0.0, proposal="prior"),
+    lambda model, guide, particles: PerDatapointRWS(model, guide, particles, insomnia=0.0,
+                                                    proposal="prior"),
     {"particles": 50},
 ))
 register_objective(Objective(
     "nvil", "TraceGraph_ELBO with learned input-dependent baselines per discrete site (NVIL)",
-    lambda hidden: NVIL(hidden=hidden),
+    lambda model, guide, hidden: NVIL(model, guide, hidden=hidden),
     {"hidden": 100},
 ))
