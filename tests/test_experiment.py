@@ -99,7 +99,7 @@ def test_the_same_seed_gives_the_same_run(tmp_path):
         assert main([*args, "--out", str(tmp_path / name)]) == 0
     a, b = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("a", "b"))
     assert _without_timings(a) == _without_timings(b)
-    assert main([*args[:6], "4", *args[7:], "--out", str(tmp_path / "c")]) == 0
+    assert main([*args[:5], "4", *args[6:], "--out", str(tmp_path / "c")]) == 0
     c = json.loads((tmp_path / "c" / "metrics.json").read_text())
     assert c["test_elbo"] != a["test_elbo"]
 

@@ -220,6 +220,6 @@ def test_an_interrupted_comparison_keeps_its_finished_runs_and_resumes(capsys, t
     assert [run["label"] for run in runs] == ["elbo", "iwae:particles=3"]
     assert runs[0] == first[0]
     assert len(calls) == 3  # the finished run was not trained again
-    line = one_error_line(capsys, [*COMPARE[:-4], "--iwae-samples", "4", "--variance-samples",
+    line = one_error_line(capsys, [*COMPARE[:-5], "--iwae-samples", "4", "--variance-samples",
                                    "2", "--quiet", "--out", str(out), "--resume"])
     assert "iwae_samples" in line
