@@ -29,6 +29,7 @@ from pyro_dgm.compare import (
     weights_fingerprint,
 )
 from pyro_dgm.infer.gradients import gradient_variance, guide_parameters
+from pyro_dgm.infer.objectives import elbo_loss
 from pyro_dgm.zoo import ZOO
 
 TINY_HYPER = {"hidden": 8, "z_dim": 2}
@@ -142,14 +143,18 @@ def error_line(capsys, argv) -> str:
     return lines[0]
 
 
+def plain_elbo(model, guide):
+    return elbo_loss(model, guide, Trace_ELBO())
+
+
 @pytest.fixture
 def extra_objectives(monkeypatch):
     """A registered objective that the VAE does not take, and one whose check always refuses."""
     def refuse(trace):
         raise PyroDGMError("the picky objective refuses this guide")
 
-    monkeypatch.setitem(OBJECTIVES, "alien", Objective("alien", "not for VAEs", lambda: Trace_ELBO()))
-    monkeypatch.setitem(OBJECTIVES, "picky", Objective("picky", "refuses", lambda: Trace_ELBO(),
+    monkeypatch.setitem(OBJECTIVES, "alien", Objective("alien", "not for VAEs", plain_elbo))
+    monkeypatch.setitem(OBJECTIVES, "picky", Objective("picky", "refuses", plain_elbo,
                                                        check=refuse))
     monkeypatch.setitem(ZOO, "vae", replace(ZOO["vae"], objectives=(*ZOO["vae"].objectives, "picky")))
 
@@ -216,7 +221,8 @@ def measure(loss, reparameterized, x, num_estimates):
     pyro.clear_param_store()
     model, guide = ConjugateModel(), LinearGuide(reparameterized)
     names = list(guide_parameters(guide, x))
-    stats = gradient_variance(model, guide, loss, x, num_estimates=num_estimates, seed=0)
+    stats = gradient_variance(elbo_loss(model, guide, loss), x, num_estimates=num_estimates,
+                              seed=0)
     return names, stats
 
 
@@ -266,7 +272,7 @@ def test_measuring_variance_changes_no_parameter_and_leaves_no_gradient():
     pyro.clear_param_store()
     model, guide = ConjugateModel(), LinearGuide()
     before = [p.detach().clone() for p in (*model.parameters(), *guide.parameters())]
-    gradient_variance(model, guide, Trace_ELBO(), torch.ones(4), num_estimates=5)
+    gradient_variance(elbo_loss(model, guide, Trace_ELBO()), torch.ones(4), num_estimates=5)
     after = list((*model.parameters(), *guide.parameters()))
     assert all(torch.equal(b, a) for b, a in zip(before, after))
     assert all(p.grad is None for p in after)
