@@ -66,8 +66,10 @@ def vector_rows(panels: dict[str, torch.Tensor], path, title: str | None = None)
         ax.set_xlabel("dimension")
     axes[0].set_ylabel("example")
     fig.colorbar(image, ax=list(axes), label="value")
-    if title:
-        fig.suptitle(title, fontsize=10)
+    if title and len(axes) == 1:
+        axes[0].set_title(title)
+    elif title:
+        fig.suptitle(title, fontsize=10, y=1.04)
     return _save(fig, path)
 
 

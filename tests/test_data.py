@@ -391,3 +391,149 @@ def test_dataset_refuses_inconsistent_fields():
         Dataset("bad", torch.zeros(3, 10), None, (3, 3), "bernoulli")
     with pytest.raises(PyroDGMError, match="label"):
         Dataset("bad", torch.zeros(3, 9), torch.zeros(2, dtype=torch.long), (3, 3), "bernoulli")
+
+
+# --------------------------------------------------------------------------- your own tensors
+
+
+def gaussian_vectors(n: int = 40, dim: int = 3, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, dim))
+
+
+def test_from_tensors_round_trips_numpy_arrays_and_labels():
+    x, y = gaussian_vectors(), np.arange(40) % 4
+    data = Dataset.from_tensors(x, y, name="mine", info={"source": "test"})
+    assert data.x.dtype == torch.float32 and torch.equal(data.x, torch.tensor(x, dtype=torch.float32))
+    assert data.y.dtype == torch.int64 and torch.equal(data.y, torch.tensor(y))
+    assert data.image_shape is None and data.likelihood == "gaussian" and data.binarize == "none"
+    assert (data.name, data.n, data.dim, data.info["source"]) == ("mine", 40, 3, "test")
+    assert torch.equal(torch.cat(list(data.batches(7, shuffle=False))), data.x)
+
+
+def test_from_tensors_chooses_the_likelihood_from_the_values():
+    unit = torch.rand(20, 6)
+    assert Dataset.from_tensors(unit).likelihood == "bernoulli"
+    assert Dataset.from_tensors(unit - 0.5).likelihood == "gaussian"
+    assert Dataset.from_tensors(unit, likelihood="gaussian").likelihood == "gaussian"
+    images = Dataset.from_tensors(unit, image_shape=(2, 3), binarize="static")
+    assert images.image_shape == (2, 3) and set(images.x.unique().tolist()) <= {0.0, 1.0}
+
+
+def _nan_at_one(x):
+    x = x.copy()
+    x[1, 2] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (dict(x=_nan_at_one(gaussian_vectors())), ["NaN"]),
+    (dict(x=np.full((3, 2), np.inf)), ["infinite"]),
+    (dict(x=np.zeros((4, 2, 2))), ["shape", "(4, 2, 2)", "reshape"]),
+    (dict(x=np.zeros(5)), ["shape", "(5,)"]),
+    (dict(x=[[0.0, 1.0]]), ["numpy array", "list"]),
+    (dict(x=gaussian_vectors(), y=np.arange(39)), ["40 examples", "one label"]),
+    (dict(x=gaussian_vectors(), y=np.zeros(40)), ["whole numbers", "float"]),
+    (dict(x=gaussian_vectors(), likelihood="bernoulli"), ["[0, 1]", "gaussian"]),
+    (dict(x=gaussian_vectors(), binarize="dynamic"), ["[0, 1]"]),
+    (dict(x=np.full((3, 2), 0.5), binarize="dynamic", likelihood="gaussian"), ["bernoulli"]),
+    (dict(x=np.zeros((3, 6)), image_shape=(4, 2)), ["image_shape", "6 values"]),
+    (dict(x=np.zeros((3, 6)), image_shape=6), ["image_shape", "(rows, columns)"]),
+    (dict(x=np.zeros((3, 6)), likelihood="poisson"), ["likelihood", "'gaussian'"]),
+])
+def test_from_tensors_refuses_bad_input_with_one_sentence(arguments, words):
+    with pytest.raises(PyroDGMError) as raised:
+        Dataset.from_tensors(**arguments)
+    message = str(raised.value)
+    assert all(word in message for word in words), message
+    assert "\n" not in message and message.endswith(".")
+
+
+def test_split_holds_out_a_seeded_fraction_in_the_original_order():
+    data = Dataset.from_tensors(torch.arange(50.0).unsqueeze(1), torch.arange(50))
+    train, test = data.split(0.2, seed=3)
+    assert (len(train), len(test)) == (40, 10)
+    assert (train.info["split"], test.info["split"]) == ("train", "test")
+    values = torch.cat([train.x, test.x]).squeeze(1)
+    assert torch.equal(values.sort().values, torch.arange(50.0))  # disjoint, nothing lost
+    assert torch.equal(train.y.float(), train.x.squeeze(1))      # labels follow their examples
+    assert torch.equal(test.x, test.x.sort(0).values)            # original order kept
+    assert torch.equal(data.split(0.2, seed=3)[1].x, test.x)
+    assert not torch.equal(data.split(0.2, seed=4)[1].x, test.x)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, 1.5, 0.001, True, "0.2"])
+def test_split_refuses_a_fraction_that_empties_a_part(fraction):
+    data = Dataset.from_tensors(torch.zeros(50, 2))
+    with pytest.raises(PyroDGMError, match="test_fraction"):
+        data.split(fraction)
+
+
+# --------------------------------------------------------------------------- data as the model sees it
+
+
+def test_observed_is_x_for_data_that_are_not_binarized_dynamically():
+    data = Dataset.from_tensors(torch.rand(30, 4))
+    assert torch.equal(data.observed(), data.x)
+    assert torch.equal(data.observed(5, seed=9), data.x[:5])
+    static = Dataset.from_tensors(torch.rand(30, 4), binarize="static")
+    assert torch.equal(static.observed(), static.x)
+
+
+def test_observed_under_dynamic_binarization_is_one_seeded_draw_with_mean_x():
+    probabilities = torch.rand(2000, 50, generator=torch.Generator().manual_seed(0))
+    data = Dataset.from_tensors(probabilities, binarize="dynamic")
+    first = data.observed(seed=1)
+    assert set(first.unique().tolist()) == {0.0, 1.0} and first.shape == (2000, 50)
+    assert torch.equal(first, data.observed(seed=1))
+    assert not torch.equal(first, data.observed(seed=2))
+    assert torch.equal(data.observed(10, seed=1), first[:10])
+    # each value is Bernoulli(p): column means over 2000 examples have standard errors < 0.012,
+    # the overall mean one < 0.0016
+    assert (first.mean(0) - probabilities.mean(0)).abs().max() < 0.05
+    assert abs(first.mean() - probabilities.mean()) < 0.006
+
+
+def test_observed_refuses_a_bad_count():
+    with pytest.raises(PyroDGMError, match="positive whole number"):
+        Dataset.from_tensors(torch.rand(3, 2)).observed(0)
+
+
+# --------------------------------------------------------------------------- module structure
+
+DATA_PACKAGE = Path(__file__).resolve().parents[1] / "pyro_dgm" / "data"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """The modules a file imports, at any depth (``from a import b`` gives ``a`` and ``a.b``)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_loaders_import_core_and_never_the_registry_or_the_models():
+    core_imports = _imported_modules(DATA_PACKAGE / "core.py")
+    assert not {name for name in core_imports if name.startswith("pyro_dgm.data")}
+    for path in DATA_PACKAGE.glob("*.py"):
+        if path.stem in ("__init__", "registry"):
+            continue
+        imported = _imported_modules(path)
+        assert "pyro_dgm.data" not in imported, path.name
+        assert not {name for name in imported if name.startswith(("pyro_dgm.data.registry",
+                                                                   "pyro_dgm.models"))}, path.name
+
+
+@pytest.mark.parametrize("module", ["pyro_dgm.data.bars", "pyro_dgm.data.polyreg"])
+def test_every_data_module_imports_first_in_a_fresh_interpreter(module):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

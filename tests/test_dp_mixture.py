@@ -129,7 +129,7 @@ def test_gaussian_clusters_share_their_mixture_across_splits_and_the_density_nor
     train = load_dataset("gaussian-clusters", "train", n_train=50, dim=1, n_components=2)
     test = load_dataset("gaussian-clusters", "test", n_test=30, dim=1, n_components=2)
     assert torch.equal(train.info["means"], test.info["means"])
-    assert train.x.shape == (50, 1) and test.x.shape == (30, 1) and train.image_shape == (1, 1)
+    assert train.x.shape == (50, 1) and test.x.shape == (30, 1) and train.image_shape is None
     grid = torch.linspace(-20, 60, 20001).double().unsqueeze(-1)
     density = mixture_log_density(grid, *(train.info[k].double() for k in ("weights", "means", "scales"))).exp()
     assert torch.trapezoid(density, grid[:, 0]).item() == pytest.approx(1.0, abs=1e-6)

@@ -93,6 +93,43 @@ def test_polyreg_dataset_yields_program_arguments():
     assert data.info["w"].shape == (50, 4)
 
 
+def test_polyreg_dataset_is_drawn_from_the_models_prior():
+    data = load_dataset("polyreg", "train", seed=5, n_train=30, min_points=2, max_points=7)
+    sim = PolyRegression(min_points=2, max_points=7).simulate(30, seed=5)
+    for drawn, simulated in zip(data.arrays(), (sim["t"], sim["y"], sim["mask"])):
+        assert torch.equal(drawn, simulated)
+    assert torch.equal(data.info["w"], sim["w"]) and data.image_shape is None
+
+
+def test_polyreg_batches_keep_each_data_set_together():
+    data = load_dataset("polyreg", "train", n_train=40, max_points=6)
+    t_all, y_all, mask_all = data.arrays()
+    for t, y, mask in data.batches(16, generator=torch.Generator().manual_seed(2)):
+        rows = [int((t_all[:, 0] == first).nonzero()[0]) for first in t[:, 0]]
+        assert torch.equal(y, y_all[rows]) and torch.equal(mask, mask_all[rows])
+
+
+def test_polyreg_split_and_move_cut_and_move_inputs_and_mask_alike():
+    data = load_dataset("polyreg", "train", n_train=20, max_points=5)
+    train, test = data.split(0.25, seed=1)
+    for part in (train, test):
+        t, y, mask = part.arrays()
+        rows = [int((data.t[:, 0] == first).nonzero()[0]) for first in t[:, 0]]
+        assert torch.equal(y, data.x[rows]) and torch.equal(mask, data.mask[rows])
+    moved = data.to("meta")
+    assert moved.t.device.type == moved.mask.device.type == moved.x.device.type == "meta"
+
+
+def test_zoo_builds_the_model_for_the_data_sets_number_of_points():
+    from pyro_dgm.zoo import get_entry
+
+    entry = get_entry("polyreg")
+    data = load_dataset("polyreg", "train", n_train=5, min_points=4, max_points=9)
+    model, _ = entry.build(entry.hyper(), data)
+    assert (model.min_points, model.max_points) == (4, 9) == (data.info["min_points"],
+                                                              data.max_points)
+
+
 # --------------------------------------------------------------------------- the objectives
 
 
