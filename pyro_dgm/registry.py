@@ -14,6 +14,7 @@ This module imports nothing of the project but its error type, so every layer ca
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, MutableMapping
 from typing import Generic, TypeVar
 
@@ -67,3 +68,30 @@ class Registry(MutableMapping, Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}: {', '.join(self._entries)})"
+
+
+def check_settings(owner: str, kind: str, defaults: dict, overrides: dict,
+                   positive: bool = True) -> dict:
+    """``defaults`` updated with ``overrides``, each override checked against its default.
+
+    An unknown key lists the valid ones; a value must have its default's type (any finite
+    number where the default is a float), and numbers must be positive (whole numbers at least
+    1; floats too, unless ``positive=False``). ``owner`` and ``kind`` name them in the sentence,
+    e.g. ``"model 'vae'"`` and ``"hyper-parameter"``.
+    """
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise PyroDGMError(f"{owner} has no {kind}(s) {unknown}; valid ones are "
+                           f"{sorted(defaults) or 'none'}")
+    for key, value in overrides.items():
+        default = defaults[key]
+        expected = (int, float) if isinstance(default, float) else type(default)
+        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, expected):
+            raise PyroDGMError(f"{kind} {key!r} of {owner} takes a {type(default).__name__}, "
+                               f"got {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            low_ok = value > 0 if (positive or isinstance(default, int)) else True
+            if not (math.isfinite(value) and low_ok):
+                rule = "positive and finite" if positive or isinstance(default, int) else "finite"
+                raise PyroDGMError(f"{kind} {key!r} of {owner} must be {rule}, got {value!r}")
+    return {**defaults, **overrides}

@@ -44,7 +44,7 @@ from pyro.poutine import Trace
 
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer.estimators import plate_nesting, sample_sites
-from pyro_dgm.registry import Registry
+from pyro_dgm.registry import Registry, check_settings
 
 
 class ObjectiveLoss(torch.nn.Module):
@@ -118,36 +118,15 @@ def build_objective(name: str, model: Callable | None, guide: Callable | None,
     Unknown options, and bad option values, raise a :class:`PyroDGMError`; ``model`` and
     ``guide`` may be ``None`` to check options only.
     """
-    objective = get_objective(name)
-    unknown = set(options) - set(objective.options)
-    if unknown:
-        raise PyroDGMError(
-            f"objective {name!r} does not take option(s) {sorted(unknown)}; "
-            f"it takes {sorted(objective.options) or 'none'}"
-        )
-    return objective.build(model, guide, **{**objective.options, **options})
+    return get_objective(name).build(model, guide, **check_objective_options(name, options))
 
 
 def check_objective_options(name: str, options: dict) -> dict:
     """The options of objective ``name`` with its defaults filled in; an unknown option, or a
     value of the wrong type (a whole number where the default is one, a finite number where it
     is a float), is refused in one sentence."""
-    objective = get_objective(name)
-    unknown = set(options) - set(objective.options)
-    if unknown:
-        raise PyroDGMError(f"objective {name!r} does not take option(s) {sorted(unknown)}; "
-                           f"it takes {sorted(objective.options) or 'none'}")
-    for key, value in options.items():
-        default = objective.options[key]
-        if isinstance(default, bool) or not isinstance(default, (int, float)):
-            continue
-        whole = isinstance(default, int)
-        valid = (not isinstance(value, bool) and isinstance(value, int if whole else (int, float))
-                 and math.isfinite(value) and (value >= 1 if whole else True))
-        if not valid:
-            kind = "a positive whole number" if whole else "a finite number"
-            raise PyroDGMError(f"option {key!r} of objective {name!r} takes {kind}, got {value!r}")
-    return {**objective.options, **options}
+    return check_settings(f"objective {name!r}", "option", get_objective(name).options, options,
+                          positive=False)
 
 
 def check_particles(particles: int) -> int:

@@ -16,7 +16,7 @@ from typing import Callable
 from pyro_dgm import plots
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import encode_all, evaluate, log_likelihood_bounds
-from pyro_dgm.registry import Registry
+from pyro_dgm.registry import Registry, check_settings
 
 
 # -- the default hooks --------------------------------------------------------------------
@@ -83,21 +83,8 @@ class ZooEntry:
 
     def hyper(self, overrides: dict | None = None) -> dict:
         """The defaults updated with ``overrides``; an unknown key lists the valid ones."""
-        overrides = overrides or {}
-        unknown = set(overrides) - set(self.defaults)
-        if unknown:
-            raise PyroDGMError(f"model {self.name!r} has no hyper-parameter(s) {sorted(unknown)}; "
-                               f"valid ones are {sorted(self.defaults)}")
-        for key, value in overrides.items():
-            default = self.defaults[key]
-            expected = (int, float) if isinstance(default, float) else type(default)
-            if isinstance(value, bool) or not isinstance(value, expected):
-                raise PyroDGMError(f"hyper-parameter {key!r} of model {self.name!r} takes a "
-                                   f"{type(default).__name__}, got {value!r}")
-            if isinstance(value, (int, float)) and not value > 0:
-                raise PyroDGMError(f"hyper-parameter {key!r} of model {self.name!r} must be "
-                                   f"positive, got {value!r}")
-        return {**self.defaults, **overrides}
+        return check_settings(f"model {self.name!r}", "hyper-parameter", self.defaults,
+                              overrides or {})
 
 
 ZOO: Registry[ZooEntry] = Registry("model")
