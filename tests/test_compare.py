@@ -22,6 +22,7 @@ from pyro_dgm.cli import main
 from pyro_dgm.data import load_dataset
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import OBJECTIVES, Objective
+from pyro_dgm.infer.objectives import elbo_loss
 from pyro_dgm.infer.compare import (
     compare,
     gradient_variance,
@@ -149,8 +150,8 @@ def extra_objectives(monkeypatch):
     def refuse(trace):
         raise PyroDGMError("the picky objective refuses this guide")
 
-    monkeypatch.setitem(OBJECTIVES, "alien", Objective("alien", "not for VAEs", lambda: Trace_ELBO()))
-    monkeypatch.setitem(OBJECTIVES, "picky", Objective("picky", "refuses", lambda: Trace_ELBO(),
+    monkeypatch.setitem(OBJECTIVES, "alien", Objective("alien", "not for VAEs", lambda model, guide: elbo_loss(model, guide, Trace_ELBO())))
+    monkeypatch.setitem(OBJECTIVES, "picky", Objective("picky", "refuses", lambda model, guide: elbo_loss(model, guide, Trace_ELBO()),
                                                        check=refuse))
     monkeypatch.setitem(ZOO, "vae", replace(ZOO["vae"], objectives=(*ZOO["vae"].objectives, "picky")))
 
@@ -217,7 +218,8 @@ def measure(loss, reparameterized, x, num_estimates):
     pyro.clear_param_store()
     model, guide = ConjugateModel(), LinearGuide(reparameterized)
     names = list(guide_parameters(guide, x))
-    stats = gradient_variance(model, guide, loss, x, num_estimates=num_estimates, seed=0)
+    stats = gradient_variance(elbo_loss(model, guide, loss), x, num_estimates=num_estimates,
+                              seed=0)
     return names, stats
 
 
@@ -267,7 +269,7 @@ def test_measuring_variance_changes_no_parameter_and_leaves_no_gradient():
     pyro.clear_param_store()
     model, guide = ConjugateModel(), LinearGuide()
     before = [p.detach().clone() for p in (*model.parameters(), *guide.parameters())]
-    gradient_variance(model, guide, Trace_ELBO(), torch.ones(4), num_estimates=5)
+    gradient_variance(elbo_loss(model, guide, Trace_ELBO()), torch.ones(4), num_estimates=5)
     after = list((*model.parameters(), *guide.parameters()))
     assert all(torch.equal(b, a) for b, a in zip(before, after))
     assert all(p.grad is None for p in after)

@@ -24,6 +24,7 @@ from pyro_dgm.infer import (
     get_objective,
     log_importance_weights,
 )
+from pyro_dgm.infer.objectives import ObjectiveLoss
 from pyro_dgm.zoo import get_entry
 
 DTYPE = torch.float64
@@ -90,12 +91,12 @@ def test_unknown_objective_lists_the_valid_ones():
     for name in OBJECTIVES:
         assert name in message
     with pytest.raises(PyroDGMError, match="unknown objective"):
-        build_objective("nope")
+        build_objective("nope", None, None)
 
 
 def test_unknown_option_lists_the_valid_ones():
     with pytest.raises(PyroDGMError) as raised:
-        build_objective("elbo", particles=2, alpha=0.5)
+        build_objective("elbo", None, None, particles=2, alpha=0.5)
     message = str(raised.value)
     assert "alpha" in message and "particles" in message
 
@@ -104,17 +105,17 @@ def test_unknown_option_lists_the_valid_ones():
 @pytest.mark.parametrize("name", BUILT_IN)
 def test_bad_particle_counts_are_refused(name, particles):
     with pytest.raises(PyroDGMError, match="particles"):
-        build_objective(name, particles=particles)
+        build_objective(name, None, None, particles=particles)
 
 
 def test_particles_option_reaches_the_pyro_loss():
-    loss = build_objective("iwae", particles=7)
-    assert isinstance(loss, pyro.infer.RenyiELBO)
-    assert loss.alpha == 0 and loss.num_particles == 7 and loss.vectorize_particles
-    assert build_objective("iwae").num_particles == 5
-    assert isinstance(build_objective("elbo"), pyro.infer.Trace_ELBO)
-    assert isinstance(build_objective("meanfield"), pyro.infer.TraceMeanField_ELBO)
-    assert isinstance(build_objective("tracegraph"), pyro.infer.TraceGraph_ELBO)
+    loss = build_objective("iwae", None, None, particles=7)
+    assert isinstance(loss, ObjectiveLoss) and isinstance(loss.elbo, pyro.infer.RenyiELBO)
+    assert loss.elbo.alpha == 0 and loss.num_particles == 7 and loss.elbo.vectorize_particles
+    assert build_objective("iwae", None, None).num_particles == 5
+    assert isinstance(build_objective("elbo", None, None).elbo, pyro.infer.Trace_ELBO)
+    assert isinstance(build_objective("meanfield", None, None).elbo, pyro.infer.TraceMeanField_ELBO)
+    assert isinstance(build_objective("tracegraph", None, None).elbo, pyro.infer.TraceGraph_ELBO)
     trainer = Trainer(lambda x: None, lambda x: None, "iwae", objective_options={"particles": 3},
                       progress=False)
     assert trainer.loss.num_particles == 3
@@ -127,19 +128,19 @@ def test_particles_option_reaches_the_pyro_loss():
 
 
 def test_iwae_loss_with_the_exact_posterior_is_minus_the_log_marginal(conjugate):
-    loss = build_objective("iwae", particles=10)
+    loss = build_objective("iwae", conjugate.model, conjugate.exact_guide, particles=10)
     log_px = conjugate.marginal.log_prob(conjugate.x)
-    value = loss.loss(conjugate.model, conjugate.exact_guide, conjugate.x)
+    value = loss.value(conjugate.x)
     assert value == pytest.approx(-log_px.sum().item(), abs=1e-6)
 
 
 def test_iwae_loss_is_the_per_example_bound_summed_over_the_batch(conjugate):
     """Same seed, same draws: the loss is -sum_n log (1/k) sum_s w_{n,s}, not a joint bound."""
     k, x = 10, conjugate.x
-    loss = build_objective("iwae", particles=k)
-    loss.loss(conjugate.model, conjugate.wrong_guide, x)  # first call guesses the plate nesting
+    loss = build_objective("iwae", conjugate.model, conjugate.wrong_guide, particles=k)
+    loss.value(x)  # first call guesses the plate nesting
     pyro.set_rng_seed(7)
-    value = loss.loss(conjugate.model, conjugate.wrong_guide, x)
+    value = loss.value(x)
     pyro.set_rng_seed(7)
     log_weights = log_importance_weights(conjugate.model, conjugate.wrong_guide, x, k,
                                          max_plate_nesting=1)
@@ -153,9 +154,9 @@ def test_iwae_loss_is_the_per_example_bound_summed_over_the_batch(conjugate):
 def test_iwae_loss_in_expectation_matches_the_per_example_bound(conjugate):
     """Over many seeds, the k=5 loss averages to -sum_n IWAE_5(x_n), below -sum log p(x)."""
     x, k = conjugate.x, 5
-    loss = build_objective("iwae", particles=k)
+    loss = build_objective("iwae", conjugate.model, conjugate.wrong_guide, particles=k)
     pyro.set_rng_seed(0)
-    losses = torch.tensor([loss.loss(conjugate.model, conjugate.wrong_guide, x)
+    losses = torch.tensor([loss.value(x)
                            for _ in range(200)], dtype=DTYPE)
     log_weights = log_importance_weights(conjugate.model, conjugate.wrong_guide, x, 20000,
                                          max_plate_nesting=1)
@@ -254,15 +255,15 @@ def _loss_by_hand(model, guide, x, seed, analytic_kl: bool):
 @torch.no_grad()
 def test_meanfield_uses_the_taylor_kl_for_the_sbvae():
     model, guide, x = _tiny_sbvae(kl_terms=10)
-    meanfield = build_objective("meanfield")
+    meanfield = build_objective("meanfield", model, guide)
     pyro.set_rng_seed(3)
-    loss = meanfield.loss(model, guide, x)
+    loss = meanfield.value(x)
     expected = _loss_by_hand(model, guide, x, seed=3, analytic_kl=True)
     assert loss == pytest.approx(expected, rel=1e-5)
     # the Monte Carlo ELBO with the same draws differs: meanfield did not fall back to sampling
     monte_carlo = _loss_by_hand(model, guide, x, seed=3, analytic_kl=False)
     pyro.set_rng_seed(3)
-    assert build_objective("elbo").loss(model, guide, x) == pytest.approx(monte_carlo, rel=1e-5)
+    assert build_objective("elbo", model, guide).value(x) == pytest.approx(monte_carlo, rel=1e-5)
     assert abs(loss - monte_carlo) > 1e-2
 
 
@@ -273,7 +274,7 @@ def test_meanfield_follows_the_guides_taylor_terms_and_truncation_bias():
     for terms in (1, 10, 200):
         model, guide, x = _tiny_sbvae(kl_terms=terms)
         pyro.set_rng_seed(4)
-        losses[terms] = build_objective("meanfield").loss(model, guide, x)
+        losses[terms] = build_objective("meanfield", model, guide).value(x)
         assert losses[terms] == pytest.approx(
             _loss_by_hand(model, guide, x, seed=4, analytic_kl=True), rel=1e-5)
     assert losses[1] < losses[10] < losses[200]
