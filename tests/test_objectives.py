@@ -278,3 +278,116 @@ def test_meanfield_follows_the_guides_taylor_terms_and_truncation_bias():
         assert losses[terms] == pytest.approx(
             _loss_by_hand(model, guide, x, seed=4, analytic_kl=True), rel=1e-5)
     assert losses[1] < losses[10] < losses[200]
+
+
+# --------------------------------------------------------------------------- every objective as a loss module
+
+
+def _programs_and_batch(name):
+    """A tiny model, guide and batch that objective ``name`` applies to."""
+    from pyro_dgm.guides import SBNRecognition
+    from pyro_dgm.guides.air import AIRGuide
+    from pyro_dgm.guides.polyreg import PolyRegProposal
+    from pyro_dgm.guides.ssvae import M2Guide
+    from pyro_dgm.models import SigmoidBeliefNet
+    from pyro_dgm.models.air import AIR
+    from pyro_dgm.models.polyreg import PolyRegression
+    from pyro_dgm.models.ssvae import M2
+
+    torch.manual_seed(0)
+    x = torch.rand(6, 16).round()
+    if name in ("iwae", "meanfield"):
+        data = load_dataset("bars", "train", n_train=6)
+        entry = get_entry("vae")
+        return (*entry.build(entry.hyper({"hidden": 8, "z_dim": 2}), data), data.x)
+    if name in ("enum-elbo", "ss-elbo"):
+        model, guide = M2(16, 4, 3, "gaussian", alpha0=2.0, hidden=8), M2Guide(16, 4, 3, "gaussian",
+                                                                              hidden=8)
+        return model, guide, (x, torch.tensor([0, 1, -1, 2, -1, 3]))
+    if name in ("sleep", "csis"):
+        model = PolyRegression(max_points=8)
+        sim = model.simulate(4, seed=0)
+        return model, PolyRegProposal(hidden=16, components=2), (sim["t"], sim["y"], sim["mask"])
+    if name == "count-enum":
+        small = {"canvas": 20, "steps": 2, "glimpse": 10, "z_what_dim": 5, "hidden": 16}
+        return AIR(**small), AIRGuide(**small, rnn_hidden=16, embed=16), torch.rand(3, 400) * 0.5
+    return SigmoidBeliefNet(16, [4]), SBNRecognition(16, [4]), x
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_every_objective_takes_a_trainer_step(name):
+    """One ``Trainer.step``: a finite loss, and the parameters the objective trains move."""
+    pyro.clear_param_store()
+    model, guide, batch = _programs_and_batch(name)
+    trainer = Trainer(model, guide, name, lr=1e-2, progress=False)
+    assert isinstance(trainer.loss, ObjectiveLoss) and isinstance(trainer.loss, torch.nn.Module)
+    before = [p.detach().clone() for p in guide.parameters()]
+    loss = trainer.step(batch)
+    assert math.isfinite(loss)
+    assert trainer.steps == 1 and trainer.examples == _first(batch).shape[0]
+    moved = [not torch.equal(b, p) for b, p in zip(before, guide.parameters())]
+    assert any(moved), "the guide's parameters did not move"
+
+
+def _first(batch):
+    return batch[0] if isinstance(batch, tuple) else batch
+
+
+def _gradients(*modules):
+    return [p.grad.clone() if p.grad is not None else torch.zeros_like(p)
+            for module in modules for p in module.parameters()]
+
+
+@pytest.mark.parametrize("elbo_class", [pyro.infer.Trace_ELBO, pyro.infer.TraceGraph_ELBO])
+def test_elbo_loss_module_gradient_is_pyros_loss_and_grads(elbo_class):
+    """On the same draws, ``loss(x).backward()`` sets the gradients Pyro's ``loss_and_grads`` sets,
+    and the value is Pyro's loss (a discrete SBN guide, so the score-function terms count)."""
+    from pyro_dgm.guides import SBNRecognition
+    from pyro_dgm.models import SigmoidBeliefNet
+    name = "elbo" if elbo_class is pyro.infer.Trace_ELBO else "tracegraph"
+    torch.manual_seed(0)
+    model, guide = SigmoidBeliefNet(16, [4, 3]), SBNRecognition(16, [4, 3])
+    x = torch.rand(5, 16).round()
+    pyro.set_rng_seed(5)
+    reference_value = elbo_class(max_plate_nesting=1).loss_and_grads(model, guide, x)
+    reference = _gradients(model, guide)
+    model.zero_grad(set_to_none=True)
+    guide.zero_grad(set_to_none=True)
+    loss = build_objective(name, model, guide)
+    loss.elbo.max_plate_nesting = 1
+    pyro.set_rng_seed(5)
+    value = loss(x)
+    value.backward()
+    assert value.item() == pytest.approx(reference_value, rel=1e-6)
+    for ours, theirs in zip(_gradients(model, guide), reference):
+        assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_iwae_loss_module_gradient_is_renyi_elbos(conjugate):
+    """The IWAE module's gradient equals ``RenyiELBO(alpha=0).loss_and_grads``' on the same draws."""
+    pyro.clear_param_store()
+
+    def guide(x):
+        shift = pyro.param("shift", torch.tensor([0.3, -0.2], dtype=DTYPE))
+        exact = conjugate.posterior(x)
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(exact.mean + shift, 1.2).to_event(1))
+
+    def shift_grad():
+        unconstrained = pyro.param("shift").unconstrained()
+        grad, unconstrained.grad = unconstrained.grad.clone(), None
+        return grad
+
+    reference = pyro.infer.RenyiELBO(alpha=0.0, num_particles=4, vectorize_particles=True,
+                                     max_plate_nesting=1)
+    pyro.set_rng_seed(9)
+    reference_value = reference.loss_and_grads(conjugate.model, guide, conjugate.x)
+    reference_grad = shift_grad()
+    loss = build_objective("iwae", conjugate.model, guide, particles=4)
+    loss.elbo.max_plate_nesting = reference.max_plate_nesting
+    pyro.set_rng_seed(9)
+    value = loss(conjugate.x)
+    value.backward()
+    assert value.item() == pytest.approx(reference_value, rel=1e-9)
+    assert torch.allclose(shift_grad(), reference_grad, rtol=1e-9)
+    assert reference_grad.abs().sum() > 0
