@@ -37,7 +37,7 @@ def test_summed_count_elbo_equals_the_sampled_elbo_in_expectation():
     model, guide = small_air()
     x = (torch.rand(1, 400) * 0.6).expand(8000, 400)
     with torch.no_grad():
-        summed = CountEnum_ELBO().elbo_per_example(model, guide, x)
+        summed = CountEnum_ELBO(model, guide).elbo_per_example(x)
         sampled, counts = sampled_elbos(model, guide, x)
     assert len(counts.unique()) == SMALL["steps"] + 1  # every count was drawn: a real check
     standard_error = (summed.var() / len(summed) + sampled.var() / len(sampled)).sqrt()
@@ -57,7 +57,7 @@ def test_presence_gradient_matches_the_score_function_estimate():
         surrogate.backward()
         return bias.grad[0].item()
 
-    summed = presence_gradient(-CountEnum_ELBO().elbo_per_example(model, guide, x).mean())
+    summed = presence_gradient(-CountEnum_ELBO(model, guide).elbo_per_example(x).mean())
     estimates = []
     for _ in range(10):
         guide_trace = poutine.trace(guide).get_trace(x)
@@ -86,4 +86,4 @@ def test_count_enum_trains_air_and_refuses_programs_without_presence_sites():
             pyro.sample("z", pyro.distributions.Normal(0.0, 1.0))
 
     with pytest.raises(PyroDGMError, match="z_pres_0"):
-        CountEnum_ELBO().loss(no_presence, no_presence, torch.zeros(3, 2))
+        CountEnum_ELBO(no_presence, no_presence).value(torch.zeros(3, 2))

@@ -24,6 +24,7 @@ from pyro_dgm.infer import (
     get_objective,
     log_importance_weights,
 )
+from pyro_dgm.infer.objectives import ObjectiveLoss
 from pyro_dgm.zoo import get_entry
 
 DTYPE = torch.float64
@@ -90,12 +91,12 @@ def test_unknown_objective_lists_the_valid_ones():
     for name in OBJECTIVES:
         assert name in message
     with pytest.raises(PyroDGMError, match="unknown objective"):
-        build_objective("nope")
+        build_objective("nope", None, None)
 
 
 def test_unknown_option_lists_the_valid_ones():
     with pytest.raises(PyroDGMError) as raised:
-        build_objective("elbo", particles=2, alpha=0.5)
+        build_objective("elbo", None, None, particles=2, alpha=0.5)
     message = str(raised.value)
     assert "alpha" in message and "particles" in message
 
@@ -104,17 +105,17 @@ def test_unknown_option_lists_the_valid_ones():
 @pytest.mark.parametrize("name", BUILT_IN)
 def test_bad_particle_counts_are_refused(name, particles):
     with pytest.raises(PyroDGMError, match="particles"):
-        build_objective(name, particles=particles)
+        build_objective(name, None, None, particles=particles)
 
 
 def test_particles_option_reaches_the_pyro_loss():
-    loss = build_objective("iwae", particles=7)
-    assert isinstance(loss, pyro.infer.RenyiELBO)
-    assert loss.alpha == 0 and loss.num_particles == 7 and loss.vectorize_particles
-    assert build_objective("iwae").num_particles == 5
-    assert isinstance(build_objective("elbo"), pyro.infer.Trace_ELBO)
-    assert isinstance(build_objective("meanfield"), pyro.infer.TraceMeanField_ELBO)
-    assert isinstance(build_objective("tracegraph"), pyro.infer.TraceGraph_ELBO)
+    loss = build_objective("iwae", None, None, particles=7)
+    assert isinstance(loss, ObjectiveLoss) and isinstance(loss.elbo, pyro.infer.RenyiELBO)
+    assert loss.elbo.alpha == 0 and loss.num_particles == 7 and loss.elbo.vectorize_particles
+    assert build_objective("iwae", None, None).num_particles == 5
+    assert isinstance(build_objective("elbo", None, None).elbo, pyro.infer.Trace_ELBO)
+    assert isinstance(build_objective("meanfield", None, None).elbo, pyro.infer.TraceMeanField_ELBO)
+    assert isinstance(build_objective("tracegraph", None, None).elbo, pyro.infer.TraceGraph_ELBO)
     trainer = Trainer(lambda x: None, lambda x: None, "iwae", objective_options={"particles": 3},
                       progress=False)
     assert trainer.loss.num_particles == 3
@@ -127,19 +128,19 @@ def test_particles_option_reaches_the_pyro_loss():
 
 
 def test_iwae_loss_with_the_exact_posterior_is_minus_the_log_marginal(conjugate):
-    loss = build_objective("iwae", particles=10)
+    loss = build_objective("iwae", conjugate.model, conjugate.exact_guide, particles=10)
     log_px = conjugate.marginal.log_prob(conjugate.x)
-    value = loss.loss(conjugate.model, conjugate.exact_guide, conjugate.x)
+    value = loss.value(conjugate.x)
     assert value == pytest.approx(-log_px.sum().item(), abs=1e-6)
 
 
 def test_iwae_loss_is_the_per_example_bound_summed_over_the_batch(conjugate):
     """Same seed, same draws: the loss is -sum_n log (1/k) sum_s w_{n,s}, not a joint bound."""
     k, x = 10, conjugate.x
-    loss = build_objective("iwae", particles=k)
-    loss.loss(conjugate.model, conjugate.wrong_guide, x)  # first call guesses the plate nesting
+    loss = build_objective("iwae", conjugate.model, conjugate.wrong_guide, particles=k)
+    loss.value(x)  # first call guesses the plate nesting
     pyro.set_rng_seed(7)
-    value = loss.loss(conjugate.model, conjugate.wrong_guide, x)
+    value = loss.value(x)
     pyro.set_rng_seed(7)
     log_weights = log_importance_weights(conjugate.model, conjugate.wrong_guide, x, k,
                                          max_plate_nesting=1)
@@ -153,9 +154,9 @@ def test_iwae_loss_is_the_per_example_bound_summed_over_the_batch(conjugate):
 def test_iwae_loss_in_expectation_matches_the_per_example_bound(conjugate):
     """Over many seeds, the k=5 loss averages to -sum_n IWAE_5(x_n), below -sum log p(x)."""
     x, k = conjugate.x, 5
-    loss = build_objective("iwae", particles=k)
+    loss = build_objective("iwae", conjugate.model, conjugate.wrong_guide, particles=k)
     pyro.set_rng_seed(0)
-    losses = torch.tensor([loss.loss(conjugate.model, conjugate.wrong_guide, x)
+    losses = torch.tensor([loss.value(x)
                            for _ in range(200)], dtype=DTYPE)
     log_weights = log_importance_weights(conjugate.model, conjugate.wrong_guide, x, 20000,
                                          max_plate_nesting=1)
@@ -254,15 +255,15 @@ def _loss_by_hand(model, guide, x, seed, analytic_kl: bool):
 @torch.no_grad()
 def test_meanfield_uses_the_taylor_kl_for_the_sbvae():
     model, guide, x = _tiny_sbvae(kl_terms=10)
-    meanfield = build_objective("meanfield")
+    meanfield = build_objective("meanfield", model, guide)
     pyro.set_rng_seed(3)
-    loss = meanfield.loss(model, guide, x)
+    loss = meanfield.value(x)
     expected = _loss_by_hand(model, guide, x, seed=3, analytic_kl=True)
     assert loss == pytest.approx(expected, rel=1e-5)
     # the Monte Carlo ELBO with the same draws differs: meanfield did not fall back to sampling
     monte_carlo = _loss_by_hand(model, guide, x, seed=3, analytic_kl=False)
     pyro.set_rng_seed(3)
-    assert build_objective("elbo").loss(model, guide, x) == pytest.approx(monte_carlo, rel=1e-5)
+    assert build_objective("elbo", model, guide).value(x) == pytest.approx(monte_carlo, rel=1e-5)
     assert abs(loss - monte_carlo) > 1e-2
 
 
@@ -273,7 +274,120 @@ def test_meanfield_follows_the_guides_taylor_terms_and_truncation_bias():
     for terms in (1, 10, 200):
         model, guide, x = _tiny_sbvae(kl_terms=terms)
         pyro.set_rng_seed(4)
-        losses[terms] = build_objective("meanfield").loss(model, guide, x)
+        losses[terms] = build_objective("meanfield", model, guide).value(x)
         assert losses[terms] == pytest.approx(
             _loss_by_hand(model, guide, x, seed=4, analytic_kl=True), rel=1e-5)
     assert losses[1] < losses[10] < losses[200]
+
+
+# --------------------------------------------------------------------------- every objective as a loss module
+
+
+def _programs_and_batch(name):
+    """A tiny model, guide and batch that objective ``name`` applies to."""
+    from pyro_dgm.guides import SBNRecognition
+    from pyro_dgm.guides.air import AIRGuide
+    from pyro_dgm.guides.polyreg import PolyRegProposal
+    from pyro_dgm.guides.ssvae import M2Guide
+    from pyro_dgm.models import SigmoidBeliefNet
+    from pyro_dgm.models.air import AIR
+    from pyro_dgm.models.polyreg import PolyRegression
+    from pyro_dgm.models.ssvae import M2
+
+    torch.manual_seed(0)
+    x = torch.rand(6, 16).round()
+    if name in ("iwae", "meanfield"):
+        data = load_dataset("bars", "train", n_train=6)
+        entry = get_entry("vae")
+        return (*entry.build(entry.hyper({"hidden": 8, "z_dim": 2}), data), data.x)
+    if name in ("enum-elbo", "ss-elbo"):
+        model, guide = M2(16, 4, 3, "gaussian", alpha0=2.0, hidden=8), M2Guide(16, 4, 3, "gaussian",
+                                                                              hidden=8)
+        return model, guide, (x, torch.tensor([0, 1, -1, 2, -1, 3]))
+    if name in ("sleep", "csis"):
+        model = PolyRegression(max_points=8)
+        sim = model.simulate(4, seed=0)
+        return model, PolyRegProposal(hidden=16, components=2), (sim["t"], sim["y"], sim["mask"])
+    if name == "count-enum":
+        small = {"canvas": 20, "steps": 2, "glimpse": 10, "z_what_dim": 5, "hidden": 16}
+        return AIR(**small), AIRGuide(**small, rnn_hidden=16, embed=16), torch.rand(3, 400) * 0.5
+    return SigmoidBeliefNet(16, [4]), SBNRecognition(16, [4]), x
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_every_objective_takes_a_trainer_step(name):
+    """One ``Trainer.step``: a finite loss, and the parameters the objective trains move."""
+    pyro.clear_param_store()
+    model, guide, batch = _programs_and_batch(name)
+    trainer = Trainer(model, guide, name, lr=1e-2, progress=False)
+    assert isinstance(trainer.loss, ObjectiveLoss) and isinstance(trainer.loss, torch.nn.Module)
+    before = [p.detach().clone() for p in guide.parameters()]
+    loss = trainer.step(batch)
+    assert math.isfinite(loss)
+    assert trainer.steps == 1 and trainer.examples == _first(batch).shape[0]
+    moved = [not torch.equal(b, p) for b, p in zip(before, guide.parameters())]
+    assert any(moved), "the guide's parameters did not move"
+
+
+def _first(batch):
+    return batch[0] if isinstance(batch, tuple) else batch
+
+
+def _gradients(*modules):
+    return [p.grad.clone() if p.grad is not None else torch.zeros_like(p)
+            for module in modules for p in module.parameters()]
+
+
+@pytest.mark.parametrize("elbo_class", [pyro.infer.Trace_ELBO, pyro.infer.TraceGraph_ELBO])
+def test_elbo_loss_module_gradient_is_pyros_loss_and_grads(elbo_class):
+    """On the same draws, ``loss(x).backward()`` sets the gradients Pyro's ``loss_and_grads`` sets,
+    and the value is Pyro's loss (a discrete SBN guide, so the score-function terms count)."""
+    from pyro_dgm.guides import SBNRecognition
+    from pyro_dgm.models import SigmoidBeliefNet
+    name = "elbo" if elbo_class is pyro.infer.Trace_ELBO else "tracegraph"
+    torch.manual_seed(0)
+    model, guide = SigmoidBeliefNet(16, [4, 3]), SBNRecognition(16, [4, 3])
+    x = torch.rand(5, 16).round()
+    pyro.set_rng_seed(5)
+    reference_value = elbo_class(max_plate_nesting=1).loss_and_grads(model, guide, x)
+    reference = _gradients(model, guide)
+    model.zero_grad(set_to_none=True)
+    guide.zero_grad(set_to_none=True)
+    loss = build_objective(name, model, guide)
+    loss.elbo.max_plate_nesting = 1
+    pyro.set_rng_seed(5)
+    value = loss(x)
+    value.backward()
+    assert value.item() == pytest.approx(reference_value, rel=1e-6)
+    for ours, theirs in zip(_gradients(model, guide), reference):
+        assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_iwae_loss_module_gradient_is_renyi_elbos(conjugate):
+    """The IWAE module's gradient equals ``RenyiELBO(alpha=0).loss_and_grads``' on the same draws."""
+    pyro.clear_param_store()
+
+    def guide(x):
+        shift = pyro.param("shift", torch.tensor([0.3, -0.2], dtype=DTYPE))
+        exact = conjugate.posterior(x)
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(exact.mean + shift, 1.2).to_event(1))
+
+    def shift_grad():
+        unconstrained = pyro.param("shift").unconstrained()
+        grad, unconstrained.grad = unconstrained.grad.clone(), None
+        return grad
+
+    reference = pyro.infer.RenyiELBO(alpha=0.0, num_particles=4, vectorize_particles=True,
+                                     max_plate_nesting=1)
+    pyro.set_rng_seed(9)
+    reference_value = reference.loss_and_grads(conjugate.model, guide, conjugate.x)
+    reference_grad = shift_grad()
+    loss = build_objective("iwae", conjugate.model, guide, particles=4)
+    loss.elbo.max_plate_nesting = reference.max_plate_nesting
+    pyro.set_rng_seed(9)
+    value = loss(conjugate.x)
+    value.backward()
+    assert value.item() == pytest.approx(reference_value, rel=1e-9)
+    assert torch.allclose(shift_grad(), reference_grad, rtol=1e-9)
+    assert reference_grad.abs().sum() > 0

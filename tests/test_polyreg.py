@@ -174,7 +174,7 @@ def test_sleep_and_csis_objectives_train_through_the_trainer():
         loss = trainer.step((t, y, mask))
         assert math.isfinite(loss)
     with pytest.raises(PyroDGMError):
-        build_objective("sleep", particles=0)
+        build_objective("sleep", None, None, particles=0)
 
 
 # --------------------------------------------------------------------------- the proposal

@@ -59,10 +59,10 @@ def test_labelled_elbo_does_not_depend_on_the_classifier_and_ss_elbo_adds_alpha_
     assert enumerated_loss(model, guide, x[[0, 1, 3]], y[[0, 1, 3]]) == pytest.approx(before, rel=1e-6)
 
     alpha = 7.0
-    objective = build_objective("ss-elbo", alpha=alpha)
-    objective.max_plate_nesting = 1  # as the Trainer sets it (guessing would draw random numbers)
+    objective = build_objective("ss-elbo", model, guide, alpha=alpha)
+    objective.elbo.max_plate_nesting = 1  # as the Trainer sets it (guessing draws random numbers)
     pyro.set_rng_seed(0)
-    ss = objective.loss(model, guide, x, y)
+    ss = objective.value(x, y)
     known = y >= 0
     log_q = guide.classifier_log_prob(x[known], y[known]).sum().item()
     assert ss == pytest.approx(enumerated_loss(model, guide, x, y) - alpha * log_q, rel=1e-5)

@@ -408,3 +408,98 @@ def test_negative_epochs_are_refused(small_bars):
 def test_cuda_without_cuda_is_refused():
     with pytest.raises(PyroDGMError, match="CUDA"):
         Trainer(lambda x: None, lambda x: None, device="cuda", progress=False)
+
+
+# --------------------------------------------------------------------------- the seconds budget
+
+
+@pytest.fixture
+def steady_clock(monkeypatch):
+    """Every step takes exactly 0.25 s of the Trainer's clock, so budgets are deterministic."""
+    now = {"t": 0.0}
+
+    def perf_counter():
+        now["t"] += 0.25
+        return now["t"]
+
+    monkeypatch.setattr(trainer_module.time, "perf_counter", perf_counter)
+
+
+def _seconds_run(data, budgets, checkpoint=None, resume_each=False):
+    """Parameters, history and counters after ``fit(seconds=b)`` for each budget in turn
+    (with ``resume_each``, each by a fresh Trainer resuming from ``checkpoint``)."""
+    trainer = None
+    for budget in budgets:
+        if trainer is None or resume_each:
+            model, guide = param_only_functions()
+            trainer = Trainer(model, guide, lr=1e-2, batch_size=30, seed=1, progress=False,
+                              checkpoint=checkpoint)
+        trainer.fit(data, seconds=budget, resume=resume_each and budget != budgets[0])
+    store = {k: v.detach().clone() for k, v in pyro.get_param_store().items()}
+    return store, trainer.history, (trainer.steps, trainer.examples, trainer.train_seconds)
+
+
+def test_seconds_budgets_continue_mid_epoch_on_the_same_batches(small_bars, steady_clock):
+    # 200 examples in batches of 30: 7 steps an epoch; 2.5 s = 10 steps, stopping mid-epoch 2
+    once = _seconds_run(small_bars, [5.0])
+    twice = _seconds_run(small_bars, [2.5, 5.0])
+    steps, examples, seconds = once[2]
+    assert steps == 20 and seconds == pytest.approx(5.0)
+    assert examples == 2 * 200 + 6 * 30               # two epochs and 6 batches of the third
+    assert twice[2] == once[2]
+    assert [h["epoch"] for h in once[1]] == [1, 2] and once[1] == twice[1]
+    assert once[1][0]["seconds"] == pytest.approx(7 * 0.25)
+    for name in once[0]:
+        assert torch.equal(once[0][name], twice[0][name]), name
+
+
+def test_a_checkpoint_written_mid_epoch_resumes_exactly(small_bars, steady_clock, tmp_path):
+    once = _seconds_run(small_bars, [5.0])
+    resumed = _seconds_run(small_bars, [2.5, 5.0], checkpoint=tmp_path / "c.pt", resume_each=True)
+    assert resumed[2] == once[2] and resumed[1] == once[1]
+    for name in once[0]:
+        assert torch.allclose(once[0][name], resumed[0][name], atol=1e-6), name
+
+
+def test_epochs_and_seconds_stop_at_whichever_comes_first(small_bars, steady_clock):
+    model, guide = param_only_functions()
+    trainer = Trainer(model, guide, batch_size=50, progress=False)
+    trainer.fit(small_bars, epochs=3, seconds=1.5)   # 4 steps an epoch, 0.25 s each
+    assert trainer.steps == 6 and len(trainer.history) == 1
+    trainer.fit(small_bars, epochs=2, seconds=100.0)
+    assert trainer.steps == 8 and len(trainer.history) == 2
+    with pytest.raises(PyroDGMError, match="budget"):
+        trainer.fit(small_bars)
+
+
+@pytest.mark.filterwarnings("ignore:Encountered NaN")
+def test_nan_loss_stops_a_seconds_budget_too():
+    data = load_dataset("bars", "train", n_train=100)
+    model, guide, _ = _model_that_diverges_at_call(4, float("nan"))
+    trainer = Trainer(model, guide, "elbo", lr=0.1, batch_size=50, progress=False)
+    with pytest.raises(TrainingDiverged, match="epoch 2"):
+        trainer.fit(data, seconds=60.0)
+    assert len(trainer.history) == 1 and trainer.steps == 3
+    assert torch.isfinite(pyro.param("w")).all()     # the bad step was not applied
+
+
+def test_version_1_checkpoints_are_refused_in_one_sentence(small_bars, tmp_path):
+    checkpoint = tmp_path / "old.pt"
+    torch.save({"version": 1, "history": [], "modules": {}, "param_store": {}, "optim": {},
+                "rng": {}}, checkpoint)
+    model, guide = build("vae", small_bars, hidden=8, z_dim=2)
+    trainer = Trainer(model, guide, checkpoint=checkpoint, progress=False)
+    with pytest.raises(PyroDGMError) as raised:
+        trainer.fit(small_bars, 1, resume=True)
+    message = str(raised.value)
+    assert "older pyro_dgm" in message and "retrain" in message and "\n" not in message
+
+
+def test_the_loss_module_holds_the_programs_and_a_torch_optimizer_steps(small_bars):
+    model, guide = build("vae", small_bars, hidden=8, z_dim=2)
+    trainer = Trainer(model, guide, progress=False, clip_norm=1.0)
+    assert trainer.loss.model is model and trainer.loss.guide is guide
+    trainer.fit(small_bars, 1)
+    assert isinstance(trainer.optimizer, torch.optim.Adam)
+    trained = {id(p) for p in trainer.optimizer.param_groups[0]["params"]}
+    assert trained == {id(p) for p in (*model.parameters(), *guide.parameters())}

@@ -69,20 +69,26 @@ def zero_grads(*modules):
 
 # -- reweighted wake-sleep ------------------------------------------------------------------
 def test_rws_equals_pyros_at_batch_size_one():
+    """The loss module's value and gradients (model: wake-theta, guide: wake-phi) are those
+    that Pyro's ``ReweightedWakeSleep.loss_and_grads`` computes on the same draws."""
     model, guide = tiny_sbn()
     x = X[:1]
-    results = []
-    for loss in (build_objective("rws", particles=7),
-                 ReweightedWakeSleep(num_particles=7, insomnia=1.0, max_plate_nesting=1)):
-        if hasattr(loss, "proposal"):
-            loss.max_plate_nesting = 1
-        zero_grads(model, guide)
-        pyro.set_rng_seed(3)
-        value = loss.loss_and_grads(model, guide, x)
-        value = value[0] if isinstance(value, tuple) else value
-        grads = [p.grad.clone() for p in [*model.parameters(), *guide.parameters()]]
-        results.append((value, grads))
-    (ours, our_grads), (pyros, pyro_grads) = results
+
+    def grads():
+        return [p.grad.clone() for p in [*model.parameters(), *guide.parameters()]]
+
+    ours = build_objective("rws", model, guide, particles=7)
+    ours.max_plate_nesting = 1
+    zero_grads(model, guide)
+    pyro.set_rng_seed(3)
+    loss = ours(x)
+    loss.backward()
+    ours, our_grads = loss.item(), grads()
+    zero_grads(model, guide)
+    pyro.set_rng_seed(3)
+    pyros = ReweightedWakeSleep(num_particles=7, insomnia=1.0, max_plate_nesting=1)
+    pyros = pyros.loss_and_grads(model, guide, x)[0]
+    pyro_grads = grads()
     assert ours == pytest.approx(pyros, rel=1e-6)
     for a, b in zip(our_grads, pyro_grads):
         assert torch.allclose(a, b, atol=1e-6)
@@ -94,7 +100,7 @@ def test_rws_weights_per_data_point_unlike_pyros_joint_weights():
     x = X.repeat(10, 1)  # 40 examples
     exact = exact_log_evidence(model, x).sum().item()
     pyro.set_rng_seed(0)
-    ours = -build_objective("rws", particles=200).loss(model, guide, x)
+    ours = -build_objective("rws", model, guide, particles=200).value(x)
     pyro.set_rng_seed(0)
     pyros = -ReweightedWakeSleep(num_particles=200, max_plate_nesting=1).loss(model, guide, x)[0]
     assert ours <= exact + 0.05                     # a lower bound (up to MC noise)
@@ -113,7 +119,7 @@ def test_wake_phi_gradient_is_the_kl_gradient():
 
     zero_grads(model, guide)
     pyro.set_rng_seed(1)
-    build_objective("rws", particles=20000).loss_and_grads(model, guide, x)
+    build_objective("rws", model, guide, particles=20000)(x).backward()
     assert torch.allclose(guide_grads(guide), exact, atol=0.03 * exact.abs().max())
 
 
@@ -123,12 +129,12 @@ def test_sleep_phase_fits_the_guide_to_dreams():
     pixels = torch.tensor(list(itertools.product([0.0, 1.0], repeat=3)))  # all 8 images
     log_joint = exact_log_joint(model, pixels)                          # (4 h, 8 x)
     exact = -(log_joint.exp() * exact_log_q(guide, pixels)).sum().item()
-    loss = build_objective("wake-sleep")
+    loss = build_objective("wake-sleep", model, guide)
     loss.max_plate_nesting = 1
     pyro.set_rng_seed(0)
     n = 20000
     with torch.no_grad():
-        estimate = loss.sleep(model, guide, torch.zeros(n, 3)).item() / n
+        estimate = loss.sleep(torch.zeros(n, 3)).item() / n
     assert estimate == pytest.approx(exact, abs=0.03)
 
 
@@ -136,21 +142,21 @@ def test_prior_is_estimates_the_evidence_and_only_sleep_moves_the_guide():
     model, guide = tiny_sbn()
     x = X
     exact = exact_log_evidence(model, x).sum().item()
-    loss = build_objective("prior-is", particles=5000)
+    loss = build_objective("prior-is", model, guide, particles=5000)
     pyro.set_rng_seed(0)
-    assert -loss.loss(model, guide, x) == pytest.approx(exact, abs=0.05)
-    log_weights, log_q = loss.wake(model, guide, x)
+    assert -loss.value(x) == pytest.approx(exact, abs=0.05)
+    log_weights, log_q = loss.wake(x)
     assert log_q is None and log_weights.shape == (5000, 4)
 
 
 def test_rws_options_are_checked():
     with pytest.raises(PyroDGMError, match="particles"):
-        build_objective("rws", particles=0)
+        build_objective("rws", None, None, particles=0)
     with pytest.raises(PyroDGMError, match="insomnia"):
-        build_objective("rws", insomnia=1.5)
+        build_objective("rws", None, None, insomnia=1.5)
     with pytest.raises(PyroDGMError, match="sleep-phi"):
         from pyro_dgm.infer.wake_sleep import PerDatapointRWS
-        PerDatapointRWS(5, insomnia=0.5, proposal="prior")
+        PerDatapointRWS(None, None, 5, insomnia=0.5, proposal="prior")
 
 
 # -- NVIL --------------------------------------------------------------------------------------
@@ -168,11 +174,11 @@ def test_score_function_objectives_are_unbiased(objective):
     model, guide = tiny_sbn()
     x = X[:1]
     exact = exact_elbo_gradient(model, guide, x)
-    loss = build_objective(objective)
+    loss = build_objective(objective, model, guide)
     n = 40000
     zero_grads(model, guide)
     pyro.set_rng_seed(2)
-    loss.loss_and_grads(model, guide, x.expand(n, 3))
+    loss(x.expand(n, 3)).backward()
     assert torch.allclose(guide_grads(guide) / n, exact, atol=0.08 * exact.abs().max())
 
 
@@ -183,32 +189,34 @@ def test_nvil_learns_one_baseline_per_discrete_site():
     trainer.fit(train, 2)
     baselines = trainer.loss.baselines
     assert sorted(baselines) == ["h1", "h2"]
-    names = [n for n in pyro.get_param_store() if n.startswith("nvil_baselines")]
-    assert names, "the baseline networks must be in the param store, trained by SVI"
-    before = {n: pyro.param(n).detach().clone() for n in names}
+    trained = {id(p) for p in trainer.optimizer.param_groups[0]["params"]}
+    assert all(id(p) in trained for p in baselines.parameters()), "the optimizer trains them"
+    assert all(name.startswith("baselines.") for name in trainer.loss.own_state_dict())
+    before = [p.detach().clone() for p in baselines.parameters()]
     trainer.fit(train, 3)
-    assert any(not torch.equal(before[n], pyro.param(n)) for n in names)
+    assert any(not torch.equal(b, p) for b, p in zip(before, baselines.parameters()))
 
 
 def test_nvil_baselines_resume_from_the_checkpoint(tmp_path):
+    """Interrupted after 2 epochs and resumed to 3, the baselines equal an uninterrupted run's."""
     train = load_dataset("bars", "train", binarize="static", n_train=200)
     checkpoint = tmp_path / "nvil.pt"
 
-    def trainer():
+    def trainer(**kwargs):
+        torch.manual_seed(0)
         model, guide = SigmoidBeliefNet(16, [6]), SBNRecognition(16, [6])
-        return Trainer(model, guide, "nvil", lr=1e-2, batch_size=50, progress=False,
-                       checkpoint=checkpoint)
+        return Trainer(model, guide, "nvil", lr=1e-2, batch_size=50, progress=False, **kwargs)
 
-    trainer().fit(train, 2)
-    saved = torch.load(checkpoint, weights_only=False)["param_store"]["params"]
-    baseline_names = [n for n in saved if n.startswith("nvil_baselines")]
-    resumed = trainer()
+    uninterrupted = trainer()
+    uninterrupted.fit(train, 3)
+    trainer(checkpoint=checkpoint).fit(train, 2)
+    saved = torch.load(checkpoint, weights_only=False)["objective"]
+    assert sorted(saved) and all(name.startswith("baselines.h1") for name in saved)
+    resumed = trainer(checkpoint=checkpoint)
     resumed.fit(train, 3, resume=True)
-    store = pyro.get_param_store()
-    for name, parameter in zip(baseline_names, resumed.loss.baselines.parameters()):
-        assert parameter is store.get_param(name)           # the network trains the store's tensor
-    moved = [not torch.equal(saved[n], store.get_param(n)) for n in baseline_names]
-    assert any(moved) and all(torch.isfinite(store.get_param(n)).all() for n in baseline_names)
+    for name, value in resumed.loss.own_state_dict().items():
+        assert torch.allclose(value, uninterrupted.loss.own_state_dict()[name], atol=1e-6)
+        assert not torch.equal(value, saved[name])
 
 
 # -- the model and its training --------------------------------------------------------------

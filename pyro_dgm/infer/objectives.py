@@ -68,9 +68,9 @@ class ObjectiveLoss(torch.nn.Module):
         raise NotImplementedError
 
     def value(self, *args) -> float:
-        """The loss summed over the batch ``args``, without building a graph."""
-        with torch.no_grad():
-            return self(*args).item()
+        """The loss summed over the batch ``args`` (the graph is built, as some of Pyro's
+        losses refuse to run without one, and dropped at once)."""
+        return self(*args).item()
 
     def own_state_dict(self) -> dict:
         """``state_dict()`` without the model's and the guide's entries: what the objective owns."""

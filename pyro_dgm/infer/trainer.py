@@ -182,7 +182,8 @@ class Trainer:
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.history: list[dict] = []
         self.steps, self.examples, self.train_seconds = 0, 0, 0.0
-        self.optimizer: torch.optim.Optimizer | None = None
+        self.optimizer: torch.optim.Optimizer | None = None  # built by the first step
+        self._prepared = False
         self._params: list[torch.Tensor] = []
         self._pending_state: dict | None = None
         self._epoch: dict | None = None      # the epoch in progress: its start and sums so far
@@ -204,12 +205,12 @@ class Trainer:
         started = time.perf_counter()
         args = tuple(a.to(self.device) if isinstance(a, torch.Tensor) else a
                      for a in (batch if isinstance(batch, tuple) else (batch,)))
-        if self.optimizer is None:
+        if not self._prepared:
             self._prepare(*args)
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(*args)
         value = loss.item()
-        if math.isfinite(value):
+        if math.isfinite(value) and loss.requires_grad:
             loss.backward()
             if self.clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(self._params, self.clip_norm)
@@ -231,13 +232,18 @@ class Trainer:
         guide_trace, model_trace = program_traces(self.model, self.guide, *args)
         if self._check is not None:
             self._check(guide_trace)
+        rng_state = pyro.util.get_rng_state()  # e.g. the objective's networks' initial weights
         self.loss.prepare(args, guide_trace, model_trace)
+        pyro.util.set_rng_state(rng_state)
         self.loss.to(self.device)
         module_params = list(self.loss.parameters())
         known = {id(p) for p in module_params}
         self._params = module_params + [p for p in store_parameters(guide_trace, model_trace)
                                         if id(p) not in known]
-        self.optimizer = torch.optim.Adam(self._params, lr=self.lr)
+        # programs without parameters (a fixed model, say) still step: with nothing to update
+        self.optimizer = torch.optim.Adam(self._params or [torch.zeros(0, requires_grad=True)],
+                                          lr=self.lr)
+        self._prepared = True
         if self._pending_state is not None:
             self._load_pending_state()
 
@@ -355,7 +361,7 @@ class Trainer:
             "modules": {name: m.state_dict() for name, m in _modules(self.model, self.guide).items()},
             "objective": self.loss.own_state_dict(),
             "param_store": pyro.get_param_store().get_state(),
-            "optim": self.optimizer.state_dict() if self.optimizer is not None else None,
+            "optim": self.optimizer.state_dict() if self._prepared else None,
             "counters": {"steps": self.steps, "examples": self.examples,
                          "train_seconds": self.train_seconds},
             "epoch": epoch,
@@ -386,7 +392,7 @@ class Trainer:
         self._epoch, self._stream, self._next_batch = None, None, None
         self.generator.set_state(state["rng"]["batches"])
         self._pending_state = state
-        if self.optimizer is not None:
+        if self._prepared:
             self._load_pending_state()
 
     def _load_pending_state(self) -> None:
