@@ -16,7 +16,6 @@ from typing import Callable, Sequence
 
 import torch
 from matplotlib.figure import Figure
-from torchvision.utils import make_grid
 
 import pyro.poutine as poutine
 
@@ -41,6 +40,7 @@ def image_grid(images: torch.Tensor, image_shape: Sequence[int] | None, path, nr
     if image_shape is None:
         return vector_rows({"": images}, path, title=title)
     pictures = images.detach().cpu().reshape(-1, 1, *image_shape).clamp(0, 1)
+    from torchvision.utils import make_grid  # importing torchvision takes a second or more
     grid = make_grid(pictures, nrow=nrow, padding=1, pad_value=0.5)[0]
     fig, ax = _figure((0.6 * nrow, 0.6 * grid.shape[0] / grid.shape[1] * nrow + 0.3))
     ax.imshow(grid.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
