@@ -1,6 +1,6 @@
 """Every figure is written as a readable PNG, for images and for data that are not images.
 
-The default figure hook of a run (``pyro_dgm.cli.figures``: samples, reconstructions, training
+The default figure hook of a run (``pyro_dgm.zoo.core.image_figures``: samples, reconstructions, training
 curve, latent embedding, code usage) must work on a vector data set (``image_shape=None``),
 which is drawn as heat maps of one example per row.
 """
@@ -12,7 +12,7 @@ from matplotlib.image import imread
 import pyro
 
 from pyro_dgm import Trainer, plots
-from pyro_dgm.cli import figures
+from pyro_dgm.zoo.core import image_figures as figures
 from pyro_dgm.data import Dataset, load_dataset
 from pyro_dgm.zoo import get_entry
 
