@@ -55,7 +55,8 @@ def time_steps(step, x, steps: int) -> float:
     return (time.perf_counter() - started) / steps
 
 
-def run(steps: int = 200, blocks: int = 7, validation: bool = True) -> dict:
+def run(steps: int = 200, blocks: int = 7, validation: bool = True,
+        local_params: bool = False) -> dict:
     torch.manual_seed(0)
     x = torch.rand(BATCH, X_DIM)
 
@@ -73,7 +74,8 @@ def run(steps: int = 200, blocks: int = 7, validation: bool = True) -> dict:
         dim, likelihood = X_DIM, "bernoulli"
 
     entry = get_entry("vae")
-    model, guide = entry.build(entry.hyper({"z_dim": Z_DIM, "hidden": HIDDEN}), Shape)
+    with pyro.settings.context(module_local_params=local_params):  # read when modules are built
+        model, guide = entry.build(entry.hyper({"z_dim": Z_DIM, "hidden": HIDDEN}), Shape)
     pyro.enable_validation(validation)
     trainer = Trainer(model, guide, "elbo", lr=1e-3, batch_size=BATCH, progress=False)
 
@@ -87,6 +89,7 @@ def run(steps: int = 200, blocks: int = 7, validation: bool = True) -> dict:
     pyro_ms, torch_ms = statistics.median(pyro_times) * 1e3, statistics.median(torch_times) * 1e3
     return {"pyro_ms_per_step": pyro_ms, "torch_ms_per_step": torch_ms,
             "ratio": pyro_ms / torch_ms, "validation": validation,
+            "module_local_params": local_params,
             "threads": torch.get_num_threads(), "steps_per_block": steps, "blocks": blocks}
 
 
@@ -95,12 +98,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--blocks", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--local-params", action="store_true",
+                        help="build the modules under pyro.settings module_local_params=True")
     parser.add_argument("--out")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results = [run(args.steps, args.blocks, validation) for validation in (True, False)]
+    results = [run(args.steps, args.blocks, validation, args.local_params)
+               for validation in (True, False)]
     for r in results:
-        print(f"validation={r['validation']!s:5}  pyro {r['pyro_ms_per_step']:.2f} ms/step  "
+        print(f"validation={r['validation']!s:5}  local params={r['module_local_params']!s:5}  "
+              f"pyro {r['pyro_ms_per_step']:.2f} ms/step  "
               f"torch {r['torch_ms_per_step']:.2f} ms/step  ratio {r['ratio']:.3f}x  "
               f"({r['threads']} thread(s))")
     if args.out:

@@ -61,8 +61,10 @@ class ObjectiveLoss(torch.nn.Module):
         self.model, self.guide = model, guide
 
     def prepare(self, args: tuple, guide_trace: Trace, model_trace: Trace) -> None:
-        """One-time set-up from the traces of a first run of the programs (the Trainer calls it
-        before the first step): fix the plate nesting, build networks the objective owns."""
+        """One-time set-up from the first batch's program arguments ``args`` and the traces of
+        a first run of the programs on them (the Trainer calls it before the first step, with
+        the random state restored afterwards): fix the plate nesting, build networks the
+        objective owns."""
 
     def forward(self, *args) -> torch.Tensor:
         raise NotImplementedError
