@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from torchvision.ops import box_convert, box_iou
 from pyro_dgm import plots
 from pyro_dgm.cli import parse_settings
 from pyro_dgm.data import load_dataset
+from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import Trainer
 from pyro_dgm.infer import counting
 from pyro_dgm.zoo import air, get_entry
@@ -106,6 +108,29 @@ def endless_batches(data, batch_size: int, generator: torch.Generator):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    try:
+        return run(args)
+    except PyroDGMError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_anneal(text: str) -> tuple[float, float]:
+    """``"0.9:1500"`` -> ``(0.9, 1500.0)``: the presence prior's start and the annealing steps."""
+    try:
+        start, steps = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise PyroDGMError(f"--anneal-pres takes START:STEPS, e.g. 0.9:1500, got {text!r}") from None
+    if not (0 < start < 1 and steps > 0):
+        raise PyroDGMError(f"--anneal-pres needs 0 < START < 1 and STEPS > 0, got {text!r}")
+    return start, steps
+
+
+def run(args) -> dict:
+    if args.minutes <= 0 or min(args.eval_every, args.profile_steps) < 1:
+        raise PyroDGMError("--minutes must be positive and --eval-every, --profile-steps at least 1")
+    if args.anneal_pres:
+        start_pres_prior, anneal_steps = parse_anneal(args.anneal_pres)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,8 +162,6 @@ def main(argv=None) -> dict:
     budget = 60.0 * args.minutes
     train_seconds, eval_seconds = 0.0, 0.0
     final_pres_prior = model.pres_prior
-    if args.anneal_pres:
-        start_pres_prior, anneal_steps = (float(v) for v in args.anneal_pres.split(":"))
     while True:
         if args.anneal_pres:
             fraction = min(step / anneal_steps, 1.0)

@@ -5,9 +5,10 @@ Three parts, each printed as a table and saved to ``--out`` (JSON and PNG figure
 - ``synthetic``: ``gaussian-clusters`` (2-D, ``--components`` well-separated clusters) with
   ``--n-train`` points (default 10,000); for each stick posterior: the components carrying more
   than 1 % of the posterior mean weight against the truth, the held-out predictive
-  log-likelihood per point against the generating density's, seconds per epoch;
-- ``scale``: seconds per epoch at N = 100,000 (same model, batch ``--big-batch``), and what the
-  fit found after ``--big-epochs`` epochs;
+  log-likelihood per point (on ``--n-test`` held-out points) against the generating density's,
+  seconds per epoch;
+- ``scale``: seconds per epoch at N = ``--big-n`` (default 100,000; same model, batch
+  ``--big-batch``), and what the fit found after ``--big-epochs`` epochs;
 - ``mnist``: the offline MNIST test digits (first 8,000 of the protocol's permutation to train,
   last 2,000 held out) projected on the training digits' first two principal components; the
   held-out log-likelihood against one Gaussian, and the components found (fewer than the ten
@@ -28,6 +29,7 @@ import torch
 import pyro.distributions as dist
 
 from pyro_dgm import Trainer, load_dataset, plots
+from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.data import Dataset
 from pyro_dgm.data.synthetic import true_log_density
 from pyro_dgm.guides.dp_mixture import DPMixtureGuide
@@ -71,7 +73,7 @@ def summarize(guide, history, test: Dataset, train: Dataset, figure: Path, title
 def synthetic(args, n_train: int, batch: int, epochs: int, tag: str) -> dict:
     options = {"n_components": args.components, "separation": args.separation, "seed": args.seed}
     train = load_dataset("gaussian-clusters", "train", n_train=n_train, **options)
-    test = load_dataset("gaussian-clusters", "test", n_test=5000, **options)
+    test = load_dataset("gaussian-clusters", "test", n_test=args.n_test, **options)
     results = {}
     for family in FAMILIES:
         _, guide, history = fit(train, family, args.truncation, args.alpha0, batch, epochs, args.lr,
@@ -110,17 +112,23 @@ def mnist(args) -> dict:
     return results
 
 
-def main() -> None:
+PARTS = ("synthetic", "scale", "mnist")
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/bench_dp_mixture"))
-    parser.add_argument("--parts", default="synthetic,scale,mnist")
+    parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--n-train", type=int, default=10_000)
+    parser.add_argument("--n-test", type=int, default=5000,
+                        help="held-out points of the synthetic parts")
     parser.add_argument("--components", type=int, default=6)
     parser.add_argument("--separation", type=float, default=6.0)
     parser.add_argument("--truncation", type=int, default=20)
     parser.add_argument("--alpha0", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--big-n", type=int, default=100_000, help="points of the scale part")
     parser.add_argument("--big-batch", type=int, default=1000)
     parser.add_argument("--big-epochs", type=int, default=10)
     parser.add_argument("--mnist-epochs", type=int, default=60)
@@ -128,26 +136,45 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-dir", default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except PyroDGMError as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+def check(args) -> list[str]:
+    """The parts to run; one sentence for an unknown part or an epoch count below one."""
+    parts = args.parts.split(",")
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise PyroDGMError(f"unknown part {', '.join(unknown)} in --parts; the parts are "
+                           f"{', '.join(PARTS)}")
+    if min(args.epochs, args.big_epochs, args.mnist_epochs) < 1:
+        raise PyroDGMError("--epochs, --big-epochs and --mnist-epochs must be at least 1")
+    return parts
+
+
+def run(args) -> None:
+    parts = check(args)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"settings": {k: str(v) for k, v in vars(args).items()}}
     started = time.perf_counter()
-    parts = args.parts.split(",")
     if "synthetic" in parts:
         report["synthetic"] = synthetic(args, args.n_train, args.batch, args.epochs, "synthetic")
     if "scale" in parts:
-        report["scale"] = synthetic(args, 100_000, args.big_batch, args.big_epochs, "scale100k")
+        report["scale"] = synthetic(args, args.big_n, args.big_batch, args.big_epochs, "scale")
     if "mnist" in parts:
         report["mnist"] = mnist(args)
     report["total_seconds"] = time.perf_counter() - started
     (args.out / "dp_mixture.json").write_text(json.dumps(report, indent=2) + "\n")
     print("| part | stick posterior | N | components (truth) | test loglik | truth / 1 Gaussian | s/epoch |")
     print("|---|---|---|---|---|---|---|")
-    for part in ("synthetic", "scale", "mnist"):
+    for part in PARTS:
         for family, row in report.get(part, {}).items():
             reference = row.get("true_test_loglik", row["one_gaussian_test_loglik"])
-            n = {"synthetic": args.n_train, "scale": 100_000, "mnist": 8000}[part]
+            n = {"synthetic": args.n_train, "scale": args.big_n, "mnist": 8000}[part]
             print(f"| {part} | {family} | {n} | {row['components_with_weight']} "
                   f"({row.get('true_components', '-')}) | {row['test_loglik']:.3f} | "
                   f"{reference:.3f} | {row['seconds_per_epoch']:.2f} |")

@@ -11,7 +11,8 @@ same epochs, lr and batch, then evaluates each with IWAE-k and kNN on the codes.
 trains ``m2`` and ``sb-m2`` on ``mnist-ssl`` with each labelled fraction and reads the test
 classification error; the kNN baseline classifies test pixels with the labelled examples only.
 Everything is on the offline MNIST split (8,000 / 2,000 test digits), not full MNIST.
-Writes ``OUT/<part>.md`` and ``OUT/<part>.json``.
+Writes ``OUT/<part>.md`` and ``OUT/<part>.json``. ``--hidden``, ``--batch-size`` and
+``--fractions`` shrink a run (the test suite's smoke run); the defaults are the published ones.
 
     python benchmarks/dpvae_and_ssvae.py --part unsupervised --epochs 6 --iwae-samples 500 --iwae-test 1000
     python benchmarks/dpvae_and_ssvae.py --part semi --semi-epochs 3
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -31,6 +33,7 @@ import pyro
 from pyro_dgm.cli import main as cli, restore_run
 from pyro_dgm.data import load_dataset
 from pyro_dgm.data.semi_supervised import balanced_labelled_mask
+from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import encode_all, evaluate, knn_error
 
 UNSUPERVISED = (  # (label, zoo model, --set overrides)
@@ -44,34 +47,41 @@ UNSUPERVISED = (  # (label, zoo model, --set overrides)
 SEED_UNSUPERVISED = {"vae": "96.80; 28.4/20.96/15.33", "sbvae": "98.01; 9.34/8.65/8.90",
                      "dlgmm": "96.50; 9.14/8.38/8.42", "dldpm": "96.91; -"}
 FRACTIONS = (0.1, 0.05, 0.01)
+MODELS = ("vae", "sbvae", "dlgmm", "dldpm", "m2", "sb-m2")
+NONE_SELECTED = "(no model of this part in --models)\n"
 SEED_SEMI = {"m2": (3.95, 4.74, 11.55), "sb-m2": (4.86, 5.29, 7.34), "knn": (6.13, 7.66, 15.27)}
 
 
 def run_cli(model: str, dataset: str, settings: list[str], epochs: int, args, run_dir: Path,
             extra: list[str] = ()) -> dict:
     command = ["train", model, "--dataset", dataset, "--epochs", str(epochs), "--lr",
-               str(args.lr), "--batch-size", "100", "--seed", str(args.seed), "--out",
-               str(run_dir), "--quiet", "--set", "protocol=offline", *extra]
-    for setting in settings:
+               str(args.lr), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
+               "--out", str(run_dir), "--quiet", "--set", "protocol=offline", *extra]
+    for setting in settings + hidden_setting(args):
         command += ["--set", setting]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
-    if cli(command) != 0:
-        raise SystemExit(f"training {model} failed")
+    status = cli(command)
+    if status != 0:  # the CLI has printed its one-sentence error
+        sys.exit(status)
     return json.loads((run_dir / "metrics.json").read_text())
 
 
 def unsupervised(args) -> tuple[list[dict], str]:
     rows = []
     for label, model, settings in UNSUPERVISED:
+        if model not in args.models:
+            continue
         run_dir = Path(args.out) / label.replace(" ", "").replace("(", "-").replace(")", "")
         metrics = run_cli(model, "mnist", settings, args.epochs, args, run_dir,
-                          ["--eval-samples", "10"])
+                          ["--eval-samples", str(args.eval_samples)])
         evaluation = evaluate_run(run_dir, args)
         (run_dir / "eval.json").write_text(json.dumps(evaluation, indent=2) + "\n")
         rows.append({"label": label, "model": model, "objective": metrics["objective"],
                      "epochs": metrics["epochs"], "seconds_per_epoch": metrics["seconds_per_epoch"],
                      "final_train_loss": metrics["history"][-1]["loss"], **evaluation})
+    if not rows:
+        return rows, NONE_SELECTED
     k = args.iwae_samples
     lines = [f"| model | objective | epochs | train loss | test -ELBO | NLL (IWAE-{k}, "
              f"{rows[0]['iwae_test_examples']} test digits) | kNN k=3 "
@@ -113,11 +123,12 @@ def speed(args) -> tuple[list[dict], str]:
                  {"marginalize": marginalize, "components": components})
                 for name, components in (("dlgmm", 3), ("dldpm", 17))
                 for marginalize in ("enumerate", "sum")]
-    variants = [("vae", "vae", {}), *variants]
+    variants = [v for v in [("vae", "vae", {}), *variants] if v[1] in args.models]
     trainers = []
     for label, name, overrides in variants:
         entry = get_entry(name)
-        model, guide = entry.build(entry.hyper(overrides), train)
+        hidden = {"hidden": args.hidden} if args.hidden else {}
+        model, guide = entry.build(entry.hyper({**overrides, **hidden}), train)
         trainers.append(Trainer(model, guide, entry.objective, lr=args.lr, progress=False))
         trainers[-1].step(batch)  # warm-up (the Trainer clears the param store; keep each alive)
     times = {label: [] for label, _, _ in variants}
@@ -131,7 +142,10 @@ def speed(args) -> tuple[list[dict], str]:
             times[label].append((time.perf_counter() - started) / 5)
     rows = [{"variant": label, "seconds_per_step": statistics.median(times[label]),
              "seconds_per_epoch": 80 * statistics.median(times[label])} for label in times]
-    lines = ["| variant | s/step (median) | s/epoch (80 steps) | vs vae |", "|---|---|---|---|"]
+    if not rows:
+        return rows, NONE_SELECTED
+    lines = [f"| variant | s/step (median) | s/epoch (80 steps) | vs {rows[0]['variant']} |",
+             "|---|---|---|---|"]
     base = rows[0]["seconds_per_step"]
     lines += [f"| {r['variant']} | {r['seconds_per_step']:.3f} | {r['seconds_per_epoch']:.1f} "
               f"| {r['seconds_per_step'] / base:.1f}x |" for r in rows]
@@ -143,7 +157,7 @@ def pixel_knn(args) -> list[dict]:
     train = load_dataset("mnist", "train", data_dir=args.data_dir, protocol="offline")
     test = load_dataset("mnist", "test", data_dir=args.data_dir, protocol="offline")
     rows = []
-    for fraction in FRACTIONS:
+    for fraction in args.fractions:
         mask = balanced_labelled_mask(train.y, fraction, args.seed)
         errors = knn_error(train.x[mask], train.y[mask], test.x, test.y, ks=(1, 3, 5))
         rows.append({"model": "knn", "fraction": fraction, "n_labelled": int(mask.sum()),
@@ -153,22 +167,25 @@ def pixel_knn(args) -> list[dict]:
 
 def semi(args) -> tuple[list[dict], str]:
     rows = pixel_knn(args)
-    for fraction in FRACTIONS:
-        for model in ("m2", "sb-m2"):
+    for fraction in args.fractions:
+        for model in [m for m in ("m2", "sb-m2") if m in args.models]:
             run_dir = Path(args.out) / f"{model}-{fraction}"
             metrics = run_cli(model, "mnist-ssl", [f"labelled_fraction={fraction}"],
-                              args.semi_epochs, args, run_dir, ["--eval-samples", "10"])
+                              args.semi_epochs, args, run_dir,
+                              ["--eval-samples", str(args.eval_samples)])
             rows.append({"model": model, "fraction": fraction,
                          "n_labelled": metrics["data"]["n_labelled"],
                          "test_error": metrics["test_error"], "test_elbo": metrics["test_elbo"],
                          "epochs": metrics["epochs"],
                          "seconds_per_epoch": metrics["seconds_per_epoch"]})
-    lines = ["| model | 10 % labels | 5 % | 1 % | s/epoch | seed (full MNIST) 10 / 5 / 1 % |",
-             "|---|---|---|---|---|---|"]
-    for model in ("m2", "sb-m2", "knn"):
+    fractions = args.fractions
+    lines = ["| model | " + " | ".join(f"{100 * f:g} % labels" for f in fractions)
+             + " | s/epoch | seed (full MNIST) 10 / 5 / 1 % |",
+             "|---|" + "---|" * len(fractions) + "---|---|"]
+    for model in [m for m in ("m2", "sb-m2", "knn") if m in args.models or m == "knn"]:
         mine = {r["fraction"]: r for r in rows if r["model"] == model}
-        cells = [f"{100 * mine[f]['test_error']:.2f} % ({mine[f]['n_labelled']})" for f in FRACTIONS]
-        speed = (f"{sum(mine[f]['seconds_per_epoch'] for f in FRACTIONS) / 3:.1f}"
+        cells = [f"{100 * mine[f]['test_error']:.2f} % ({mine[f]['n_labelled']})" for f in fractions]
+        speed = (f"{sum(mine[f]['seconds_per_epoch'] for f in fractions) / len(fractions):.1f}"
                  if model != "knn" else "-")
         name = {"m2": "m2 (Gauss-DGM)", "sb-m2": "sb-m2 (SB-DGM)", "knn": "kNN k=3, pixels"}[model]
         lines.append(f"| {name} | {' | '.join(cells)} | {speed} "
@@ -176,20 +193,61 @@ def semi(args) -> tuple[list[dict], str]:
     return rows, "\n".join(lines) + "\n(number of labelled training examples in brackets)\n"
 
 
-def main() -> None:
+def hidden_setting(args) -> list[str]:
+    """The ``--set`` that gives every model ``--hidden`` units (none: the zoo's defaults)."""
+    return [f"hidden={args.hidden}"] if args.hidden else []
+
+
+def parse_fractions(text: str) -> tuple[float, ...]:
+    """``"0.1,0.05"`` -> ``(0.1, 0.05)``: labelled fractions, each in (0, 1]."""
+    try:
+        fractions = tuple(float(f) for f in text.split(","))
+    except ValueError:
+        fractions = ()
+    if not fractions or not all(0 < f <= 1 for f in fractions):
+        raise PyroDGMError(f"--fractions takes comma-separated numbers in (0, 1], got {text!r}")
+    return fractions
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["unsupervised", "semi", "speed", "all"], default="all")
     parser.add_argument("--speed-rounds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=6, help="epochs of the unsupervised models")
     parser.add_argument("--semi-epochs", type=int, default=3, help="epochs of m2 / sb-m2")
+    parser.add_argument("--fractions", default=",".join(str(f) for f in FRACTIONS),
+                        help="labelled fractions of the semi part, comma-separated")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="zoo models to run, comma-separated (default all)")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--hidden", type=int, default=None,
+                        help="hidden units of every model (default: the zoo's, 500)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-samples", type=int, default=10,
+                        help="importance samples for the test ELBO of each training run")
     parser.add_argument("--iwae-samples", type=int, default=500)
     parser.add_argument("--iwae-test", type=int, default=2000,
                         help="test digits for the IWAE bound (kNN always uses all of them)")
     parser.add_argument("--data-dir")
     parser.add_argument("--out", default="runs/bench-dpvae-ssvae")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except PyroDGMError as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+def run(args) -> None:
+    args.fractions = parse_fractions(args.fractions)
+    args.models = args.models.split(",")
+    unknown = sorted(set(args.models) - set(MODELS))
+    if unknown:
+        raise PyroDGMError(f"unknown model {', '.join(unknown)} in --models; this benchmark "
+                           f"runs {', '.join(MODELS)}")
+    if min(args.epochs, args.semi_epochs, args.speed_rounds, args.iwae_test) < 1:
+        raise PyroDGMError("--epochs, --semi-epochs, --speed-rounds and --iwae-test must be "
+                           "at least 1")
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,8 @@ nats are per image of a continuous density (not the papers' discretized numbers)
     python benchmarks/flows_and_priors.py --dataset freyfaces --out runs/flows   # one data set
     python benchmarks/flows_and_priors.py --dataset mnist --out runs/flows
     python benchmarks/flows_and_priors.py --report --out runs/flows             # table + figure
+
+``--dataset`` and ``--report`` together run the data set, then write the table and figure.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 import torch
 
 from pyro_dgm.data import load_dataset
+from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import Trainer
 from pyro_dgm.infer.estimators import log_likelihood_bounds
 from pyro_dgm.zoo import get_entry
@@ -166,7 +169,7 @@ def figure(summary: dict, datasets: list[str], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", choices=("freyfaces", "mnist"))
     parser.add_argument("--report", action="store_true", help="write table.md and the figure")
@@ -183,13 +186,27 @@ def main() -> None:
     parser.add_argument("--iwae-samples", type=int, default=200)
     parser.add_argument("--n-test", type=int, default=500)
     parser.add_argument("--only", nargs="*", help="model labels to run (default all)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except PyroDGMError as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+def run(args) -> None:
+    if not (args.dataset or args.report):
+        raise PyroDGMError("give --dataset, --report or both")
+    unknown = sorted(set(args.only or []) - {label for label, _, _ in MODELS})
+    if unknown:
+        raise PyroDGMError(f"unknown model {', '.join(unknown)} in --only; the labels are "
+                           f"{', '.join(label for label, _, _ in MODELS)}")
+    if min(args.seeds, args.epochs_mnist, args.epochs_frey, args.n_test) < 1:
+        raise PyroDGMError("--seeds, --epochs-mnist, --epochs-frey and --n-test must be at "
+                           "least 1")
+    if args.dataset:
+        run_dataset(args)
     if args.report:
         report(args)
-    elif args.dataset:
-        run_dataset(args)
-    else:
-        parser.error("give --dataset or --report")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ import time
 
 import torch
 
-from pyro_dgm.infer.compare import compare
+from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.infer.compare import compare, parse_seeds
 
 STUDIES = {
     "sbn1": ("sbn", {"layers": [200]},
@@ -34,10 +35,12 @@ STUDIES = {
 }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", choices=sorted(STUDIES), required=True)
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="budget in seconds of training per run instead of --epochs")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--iwae-samples", type=int, default=500)
@@ -48,19 +51,25 @@ def main() -> None:
                              "measured (the same point for every objective)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except PyroDGMError as error:
+        parser.exit(2, f"error: {error}\n")
 
+
+def run(args) -> None:
+    torch.set_num_threads(args.threads)
     model, hyper, objectives = STUDIES[args.study]
     binarize = "dynamic" if model == "sbn" else "none"
+    budget = ({"seconds": args.seconds} if args.seconds is not None else
+              {"epochs": args.epochs, "eval_every": max(1, args.epochs // 5)})
     started = time.perf_counter()
     result = compare(model, objectives, dataset="mnist", hyper=hyper,
                      data_options={"protocol": "offline", "binarize": binarize},
-                     seeds=[int(s) for s in args.seeds.split(",")], epochs=args.epochs,
-                     lr=args.lr, iwae_samples=args.iwae_samples,
+                     seeds=parse_seeds(args.seeds), lr=args.lr, iwae_samples=args.iwae_samples,
                      eval_examples=args.eval_examples, variance_samples=args.variance_samples,
-                     variance_warmup=args.variance_warmup,
-                     eval_every=max(1, args.epochs // 5))
+                     variance_warmup=args.variance_warmup, **budget)
     result.write(args.out)
     print(open(f"{args.out}/compare.md").read())
     print(f"wall-clock {time.perf_counter() - started:.0f} s")

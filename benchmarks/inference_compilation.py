@@ -29,6 +29,7 @@ import pyro
 from pyro.ops.stats import effective_sample_size
 
 from pyro_dgm.data import load_dataset
+from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.guides.polyreg import PolyRegProposal
 from pyro_dgm.infer import Trainer
 from pyro_dgm.infer.compilation import nuts_reference, random_walk_mh
@@ -106,9 +107,24 @@ def main(argv=None):
     parser.add_argument("--nuts-warmup", type=int, default=200)
     parser.add_argument("--timing-steps", type=int, default=5)
     parser.add_argument("--chunk", type=int, default=2000, help="IS draws per vectorized call")
+    parser.add_argument("--reference-draws", type=int, default=100_000,
+                        help="draws of the learned-proposal IS run that is the log-evidence "
+                             "reference")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--proposal", help="OUT/proposal.pt of an earlier run: skip training")
     args = parser.parse_args(argv)
+    try:
+        run(args)
+    except PyroDGMError as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+def run(args) -> None:
+    counts = ("epochs", "datasets", "repeats", "nuts_samples", "timing_steps", "chunk",
+              "reference_draws")
+    if min(getattr(args, name) for name in counts) < 1 or args.budget <= 0:
+        raise PyroDGMError("--budget must be positive and --" + ", --".join(
+            name.replace("_", "-") for name in counts) + " at least 1")
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -150,7 +166,7 @@ def main(argv=None):
         ref = {"mean_w": w_ref.mean(0), "curve": curve_mean(model, w_ref)}
         # a long run of the learned proposal as a second reference for the log-evidence
         pyro.set_rng_seed(1000 + b)
-        long_is, _ = timed_importance(model, guide, data, 0.0, 100000)
+        long_is, _ = timed_importance(model, guide, data, 0.0, args.reference_draws)
         reference_rows.append({"nuts_seconds": reference["seconds"],
                                "log_evidence_100k": float(long_is.log_evidence()[0]),
                                "ess_100k": float(long_is.ess()[0])})
@@ -219,7 +235,7 @@ def summarize(rows, reference_rows, timing, history, train_seconds, args) -> dic
         table[method] = stats
         logz = ("n/a (MH gives none)" if math.isnan(stats["log_evidence_bias"]) else
                 f"{stats['log_evidence_bias']:+.3f} ± {stats['log_evidence_std']:.3f} "
-                f"(vs 100k-draw learned IS)")
+                f"(vs the reference learned IS)")
         lines.append(f"| {method} | {stats['draws']:.0f} | {stats['ess']:.1f} | "
                      f"{stats['ess_per_s']:.1f} | {stats['mean_error']:.3f} | "
                      f"{stats['predictive_error']:.3f} | {logz} |")
@@ -228,7 +244,7 @@ def summarize(rows, reference_rows, timing, history, train_seconds, args) -> dic
     speedup = timing["csis"] / timing["sleep"]
     lines += ["", f"ESS/s, learned proposal / prior: {ratio:.1f}x; learned proposal / MH: "
                   f"{ratio_mh:.1f}x.",
-              f"Mean log p(y) per data set (100k learned-IS draws): "
+              f"Mean log p(y) per data set ({args.reference_draws} learned-IS draws): "
               f"{sum(ref_logz) / len(ref_logz):.3f}; ESS of those runs: "
               + ", ".join(f"{r['ess_100k']:.0f}" for r in reference_rows) + ".",
               f"Seconds per training sample: Pyro CSIS loop {timing['csis'] * 1e3:.2f} ms, "

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from pyro_dgm.cli import main as cli
+from pyro_dgm.errors import PyroDGMError
 
 MODELS = ("vae", "sbvae")
 SEED_TABLE = {"vae": {"nll": 96.80, "knn": {"3": 28.4, "5": 20.96, "10": 15.33}},
@@ -26,15 +28,20 @@ SEED_TABLE = {"vae": {"nll": 96.80, "knn": {"3": 28.4, "5": 20.96, "10": 15.33}}
 def train_and_evaluate(model: str, args) -> dict:
     run_dir = Path(args.out) / model
     command = ["train", model, "--dataset", "mnist", "--epochs", str(args.epochs),
-               "--lr", str(args.lr), "--batch-size", "100", "--seed", str(args.seed),
-               "--out", str(run_dir), "--quiet"]
+               "--lr", str(args.lr), "--batch-size", str(args.batch_size), "--seed",
+               str(args.seed), "--eval-samples", str(args.eval_samples), "--out", str(run_dir),
+               "--quiet"]
     if args.objective.get(model):
         command += ["--objective", args.objective[model]]
+    if args.hidden:
+        command += ["--set", f"hidden={args.hidden}"]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
-    if cli(command) != 0 or cli(["evaluate", str(run_dir), "--knn",
-                                 "--iwae-samples", str(args.iwae_samples)]) != 0:
-        raise SystemExit(f"{model} failed")
+    for step in (command, ["evaluate", str(run_dir), "--knn", "--iwae-samples",
+                           str(args.iwae_samples)]):
+        status = cli(step)
+        if status != 0:  # the CLI has printed its one-sentence error
+            sys.exit(status)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     evaluation = json.loads((run_dir / "eval.json").read_text())
     return {"model": model, "objective": metrics["objective"], "epochs": metrics["epochs"],
@@ -55,17 +62,32 @@ def table(rows: list[dict], k: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iwae-samples", type=int, default=5000)
+    parser.add_argument("--eval-samples", type=int, default=100,
+                        help="importance samples for the test ELBO (the CLI's default)")
+    parser.add_argument("--hidden", type=int, default=None,
+                        help="hidden units of both models (default: the zoo's, 500)")
     parser.add_argument("--sbvae-objective", default=None,
                         help="objective for the SB-VAE (default: the zoo's)")
     parser.add_argument("--data-dir")
     parser.add_argument("--out", default="runs/bench-mnist")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except PyroDGMError as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+def run(args) -> None:
+    if min(args.epochs, args.iwae_samples, args.eval_samples) < 1:
+        raise PyroDGMError("--epochs, --iwae-samples and --eval-samples must be positive, got "
+                           f"{args.epochs}, {args.iwae_samples} and {args.eval_samples}")
     args.objective = {"sbvae": args.sbvae_objective}
     rows = [train_and_evaluate(model, args) for model in MODELS]
     out = Path(args.out)

@@ -1,0 +1,245 @@
+"""The benchmark scripts: each runs end to end as a user runs it, with tiny arguments.
+
+Every ``benchmarks/*.py`` is run in a subprocess (``python benchmarks/X.py ... --out TMP``, one
+torch thread, ``PYRO_DGM_DATA`` passed through or pointed at ``../shared/data``) with budgets of a
+few steps, examples or seconds; the test checks the exit status and that the files the script
+promises exist and hold finite numbers under the expected keys. Scripts that read MNIST (or Frey
+faces) are skipped when the data folder lacks those files. A coverage test fails when a script
+is missing from the list, and bad arguments must give one sentence and exit status 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyro_dgm import PyroDGMError, load_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def data_dir() -> str | None:
+    return os.environ.get("PYRO_DGM_DATA") or (str(SHARED_DATA) if SHARED_DATA.is_dir() else None)
+
+
+def available(dataset: str) -> bool:
+    """Whether ``dataset``'s files are in the data folder (MNIST: the offline protocol's)."""
+    options = {"protocol": "offline"} if dataset == "mnist" else {}
+    try:
+        load_dataset(dataset, "test", data_dir=data_dir(), **options)
+    except PyroDGMError:
+        return False
+    return True
+
+
+def read_json(path: Path):
+    assert path.is_file(), f"{path.name} was not written"
+    return json.loads(path.read_text())
+
+
+def assert_finite(*values):
+    for value in values:
+        assert isinstance(value, (int, float)) and math.isfinite(value), value
+
+
+def assert_png(path: Path):
+    assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+
+
+def assert_table(path: Path, rows: int):
+    lines = [line for line in path.read_text().splitlines() if line.startswith("| ")]
+    assert len(lines) == rows + 1, f"{path.name}: expected a header and {rows} rows"
+
+
+# -- what each script must write ----------------------------------------------------------------
+def check_step_speed(out: Path):
+    results = read_json(out / "step_speed.json")
+    assert [r["validation"] for r in results] == [True, False]
+    for r in results:
+        assert_finite(r["pyro_ms_per_step"], r["torch_ms_per_step"], r["ratio"])
+        assert r["ratio"] > 0
+
+
+def check_mnist_vae_vs_sbvae(out: Path):
+    rows = read_json(out / "table.json")
+    assert [r["model"] for r in rows] == ["vae", "sbvae"]
+    for r in rows:
+        assert_finite(r["test_elbo"], r["nll"]["value"], r["seconds_per_epoch"],
+                      *r["knn_error"].values())
+        assert r["nll"]["value"] > 0 and 0 <= r["knn_error"]["3"] <= 1
+    assert_table(out / "table.md", 2)
+
+
+def check_inference_algorithms(out: Path):
+    with open(out / "compare.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["label"] for r in rows] == ["elbo", "iwae:particles=1", "iwae:particles=5",
+                                          "iwae:particles=50"]
+    for r in rows:
+        assert r["status"] == "ok"
+        assert_finite(float(r["final_nll"]), float(r["test_elbo"]), float(r["grad_snr"]))
+    assert (out / "compare.md").is_file() and read_json(out / "compare.json")
+    for name in ("nll_vs_time", "final_nll", "grad_variance"):
+        assert_png(out / f"{name}.png")
+
+
+def check_dpvae_and_ssvae(out: Path):
+    unsupervised = read_json(out / "unsupervised.json")
+    assert [r["label"] for r in unsupervised] == ["vae", "dlgmm (enumerate)", "dlgmm (sum)"]
+    for r in unsupervised:
+        assert_finite(r["test_elbo"], r["nll"]["value"], r["final_train_loss"],
+                      *r["knn_error"].values())
+    semi = read_json(out / "semi.json")
+    assert sorted(r["model"] for r in semi) == ["knn", "m2"]
+    for r in semi:
+        assert r["fraction"] == 0.01 and 0 <= r["test_error"] <= 1
+    speed = read_json(out / "speed.json")
+    assert len(speed) == 3
+    for r in speed:
+        assert_finite(r["seconds_per_step"])
+        assert r["seconds_per_step"] > 0
+    for part in ("unsupervised", "semi", "speed"):
+        assert (out / f"{part}.md").is_file()
+
+
+def check_dp_mixture(out: Path):
+    report = read_json(out / "dp_mixture.json")
+    for part in ("synthetic", "scale", "mnist"):
+        assert sorted(report[part]) == ["beta", "kumaraswamy"]
+        for family, row in report[part].items():
+            assert_finite(row["test_loglik"], row["one_gaussian_test_loglik"],
+                          row["seconds_per_epoch"], row["final_loss"])
+            assert 1 <= row["components_with_weight"] <= 20
+            assert math.isclose(sum(row["weights"]), 1, abs_tol=1e-2)
+            figure_prefix = "mnist_pca2" if part == "mnist" else part
+            assert_png(out / f"{figure_prefix}_{family}.png")
+    assert_finite(report["synthetic"]["beta"]["true_test_loglik"])
+
+
+def check_flows_and_priors(out: Path):
+    results = read_json(out / "freyfaces.json")
+    assert len(results) == 9  # every model, one seed
+    for r in results:
+        assert_finite(r["neg_elbo"], r["nll"], r["train_loss"])
+        assert r["nll"] <= r["neg_elbo"] + 1e-3  # IWAE-k is at least as tight as the ELBO
+    assert_table(out / "table.md", 9)
+    assert_png(out / "flows_and_priors.png")
+
+
+def check_inference_compilation(out: Path):
+    results = read_json(out / "results.json")
+    table = results["summary"]["table"]
+    assert sorted(table) == ["IS, learned proposal", "IS, prior", "MH (random walk)"]
+    for stats in table.values():
+        assert_finite(stats["ess"], stats["ess_per_s"], stats["mean_error"])
+    assert_finite(results["summary"]["csis_speedup"])
+    assert (out / "results.md").is_file() and (out / "proposal.pt").is_file()
+    assert_png(out / "curves_0.png")
+
+
+def check_air_multi_mnist(out: Path):
+    summary = read_json(out / "summary.json")
+    assert 0 <= summary["count_accuracy"] <= 1
+    assert_finite(summary["seconds_per_step"], summary["train_seconds"])
+    curve = read_json(out / "curve.json")
+    assert curve and all(math.isfinite(point["loss"]) for point in curve)
+    assert (out / "profile.txt").is_file() and (out / "air.pt").is_file()
+    for name in ("count_accuracy", "confusion", "boxes", "reconstructions"):
+        assert_png(out / f"{name}.png")
+
+
+# (script, tiny arguments before --out, data it reads, check); OUT is the output folder
+SMOKE = [
+    ("step_speed.py", ["--steps", "2", "--blocks", "1", "--out", "OUT/step_speed.json"], None,
+     check_step_speed),
+    ("mnist_vae_vs_sbvae.py", ["--epochs", "1", "--batch-size", "1000", "--hidden", "16",
+                               "--eval-samples", "2", "--iwae-samples", "2", "--out", "OUT"],
+     "mnist", check_mnist_vae_vs_sbvae),
+    ("inference_algorithms.py", ["--study", "vae", "--seconds", "0.1", "--iwae-samples", "2",
+                                 "--eval-examples", "20", "--variance-samples", "2",
+                                 "--variance-warmup", "0", "--out", "OUT"],
+     "mnist", check_inference_algorithms),
+    ("dpvae_and_ssvae.py", ["--models", "vae,dlgmm,m2", "--epochs", "1", "--semi-epochs", "1",
+                            "--fractions", "0.01", "--batch-size", "1000", "--hidden", "16",
+                            "--eval-samples", "2", "--iwae-samples", "2", "--iwae-test", "20",
+                            "--speed-rounds", "1", "--out", "OUT"],
+     "mnist", check_dpvae_and_ssvae),
+    ("dp_mixture.py", ["--n-train", "200", "--n-test", "100", "--big-n", "300", "--epochs", "1",
+                       "--big-epochs", "1", "--mnist-epochs", "1", "--out", "OUT"],
+     "mnist", check_dp_mixture),
+    ("flows_and_priors.py", ["--dataset", "freyfaces", "--report", "--seeds", "1",
+                             "--epochs-frey", "1", "--hidden", "16", "--z-dim", "4",
+                             "--flow-length", "2", "--pseudo-inputs", "5", "--n-test", "10",
+                             "--iwae-samples", "2", "--out", "OUT"],
+     "freyfaces", check_flows_and_priors),
+    ("inference_compilation.py", ["--epochs", "1", "--n-train", "200", "--datasets", "1",
+                                  "--budget", "0.05", "--repeats", "1", "--nuts-samples", "10",
+                                  "--nuts-warmup", "10", "--timing-steps", "1", "--chunk", "100",
+                                  "--reference-draws", "1000", "--out", "OUT"],
+     None, check_inference_compilation),
+    ("air_multi_mnist.py", ["--minutes", "0.005", "--n-train", "64", "--n-test", "32",
+                            "--batch-size", "16", "--profile-steps", "1", "--eval-every", "5",
+                            "--out", "OUT"],
+     "mnist", check_air_multi_mnist),
+]
+
+
+def test_every_benchmark_is_smoke_tested():
+    scripts = {path.name for path in BENCHMARKS.glob("*.py")}
+    listed = {script for script, *_ in SMOKE}
+    assert scripts == listed, (f"add to SMOKE: {sorted(scripts - listed)}; "
+                               f"remove from SMOKE: {sorted(listed - scripts)}")
+
+
+@pytest.mark.parametrize("script, arguments, dataset, check", SMOKE,
+                         ids=[script[:-3] for script, *_ in SMOKE])
+def test_benchmark_runs_with_tiny_arguments(script, arguments, dataset, check, tmp_path):
+    if dataset and not available(dataset):
+        pytest.skip(f"{script} needs {dataset}; set PYRO_DGM_DATA to a folder with its files")
+    out = tmp_path / "out"
+    out.mkdir()  # step_speed.py writes one file into an existing folder
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    if data_dir():
+        environment["PYRO_DGM_DATA"] = data_dir()
+    command = [sys.executable, str(BENCHMARKS / script),
+               *(a.replace("OUT", str(out)) for a in arguments)]
+    finished = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True,
+                              text=True, timeout=300)
+    assert finished.returncode == 0, f"{script} failed:\n{finished.stderr[-3000:]}"
+    check(out)
+
+
+# (script, bad arguments): each is refused before anything is read, trained or written
+BAD_ARGUMENTS = [
+    ("mnist_vae_vs_sbvae.py", ["--epochs", "0"]),
+    ("inference_algorithms.py", ["--study", "vae", "--seeds", "0,x"]),
+    ("dpvae_and_ssvae.py", ["--fractions", "2"]),
+    ("dpvae_and_ssvae.py", ["--models", "vae,gan"]),
+    ("dp_mixture.py", ["--parts", "synthetic,nope"]),
+    ("flows_and_priors.py", ["--dataset", "freyfaces", "--only", "nobody"]),
+    ("inference_compilation.py", ["--budget", "0"]),
+    ("air_multi_mnist.py", ["--anneal-pres", "0.9"]),
+]
+
+
+@pytest.mark.parametrize("script, arguments", BAD_ARGUMENTS,
+                         ids=[f"{script[:-3]}-{arguments[0][2:]}" for script, arguments in BAD_ARGUMENTS])
+def test_bad_arguments_give_one_sentence_and_status_2(script, arguments, tmp_path, capsys):
+    main = runpy.run_path(str(BENCHMARKS / script), run_name="benchmark")["main"]
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        main([*arguments, "--out", str(out)])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: "), error
+    assert not out.exists()
