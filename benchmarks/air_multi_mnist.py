@@ -29,7 +29,7 @@ from torch.profiler import ProfilerActivity, profile
 from torchvision.ops import box_convert, box_iou
 
 from pyro_dgm import plots
-from pyro_dgm.cli import parse_settings
+from pyro_dgm.experiment import parse_settings
 from pyro_dgm.data import load_dataset
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import Trainer

@@ -30,7 +30,8 @@ import torch
 
 import pyro
 
-from pyro_dgm.cli import main as cli, restore_run
+from pyro_dgm import load_run
+from pyro_dgm.cli import main as cli
 from pyro_dgm.data import load_dataset
 from pyro_dgm.data.semi_supervised import balanced_labelled_mask
 from pyro_dgm.errors import PyroDGMError
@@ -56,7 +57,7 @@ def run_cli(model: str, dataset: str, settings: list[str], epochs: int, args, ru
             extra: list[str] = ()) -> dict:
     command = ["train", model, "--dataset", dataset, "--epochs", str(epochs), "--lr",
                str(args.lr), "--batch-size", str(args.batch_size), "--seed", str(args.seed),
-               "--out", str(run_dir), "--quiet", "--set", "protocol=offline", *extra]
+               "--out", str(run_dir), "--overwrite", "--quiet", "--set", "protocol=offline", *extra]
     for setting in settings + hidden_setting(args):
         command += ["--set", setting]
     if args.data_dir:
@@ -98,7 +99,8 @@ def unsupervised(args) -> tuple[list[dict], str]:
 
 def evaluate_run(run_dir: Path, args) -> dict:
     """IWAE-k on the first ``--iwae-test`` test digits; kNN on the codes of all test digits."""
-    _, model, guide, train, test = restore_run(run_dir)
+    run = load_run(run_dir)
+    model, guide, train, test = run.model, run.guide, run.train, run.test
     subset = dataclasses.replace(test, x=test.x[:args.iwae_test], y=test.y[:args.iwae_test])
     metrics = evaluate(model, guide, subset, train, iwae_samples=args.iwae_samples, knn=False,
                        seed=args.seed)

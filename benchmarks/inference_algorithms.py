@@ -1,6 +1,6 @@
 """Issue 5's comparison: one model, several inference algorithms, the same estimator.
 
-Runs :func:`pyro_dgm.infer.compare.compare` (what ``pyro-dgm compare`` runs) on offline MNIST for
+Runs :func:`pyro_dgm.compare.compare` (what ``pyro-dgm compare`` runs) on offline MNIST for
 
 - ``sbn1``: a sigmoid belief net with one layer of 200 binary latents,
 - ``sbn3``: three layers, 200-200-200,
@@ -24,7 +24,7 @@ import time
 import torch
 
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.infer.compare import compare, parse_seeds
+from pyro_dgm.compare import compare, parse_seeds
 
 STUDIES = {
     "sbn1": ("sbn", {"layers": [200]},

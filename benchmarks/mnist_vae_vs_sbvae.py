@@ -30,7 +30,7 @@ def train_and_evaluate(model: str, args) -> dict:
     command = ["train", model, "--dataset", "mnist", "--epochs", str(args.epochs),
                "--lr", str(args.lr), "--batch-size", str(args.batch_size), "--seed",
                str(args.seed), "--eval-samples", str(args.eval_samples), "--out", str(run_dir),
-               "--quiet"]
+               "--overwrite", "--quiet"]
     if args.objective.get(model):
         command += ["--objective", args.objective[model]]
     if args.hidden:
