@@ -268,8 +268,7 @@ def _expected_log_one_minus_x(a, b):
     """
     t, weights = _quadrature(a.dtype, a.device)
     finfo = torch.finfo(a.dtype)
-    a, b = a.unsqueeze(-1), b.unsqueeze(-1)
-    log_w = (-t / b).clamp(max=-finfo.tiny)
+    log_w = (b.reciprocal().unsqueeze(-1) * -t).clamp(max=-finfo.tiny)
     negligible_w = log_w < math.log(finfo.eps)
     log_w = torch.where(negligible_w, -1.0, log_w)
     # log(1 - w), in the form that keeps its precision on each side of w = 1/2; each
@@ -280,9 +279,9 @@ def _expected_log_one_minus_x(a, b):
         torch.log1p(-torch.exp(log_w.clamp(max=half))),
         torch.log(-torch.expm1(log_w.clamp(min=half))),
     )
-    h = torch.log(-torch.expm1(log_one_minus_w / a)) - log_w
-    h = torch.where(negligible_w, -a.log(), h)
-    return (h * weights).sum(-1) - b.squeeze(-1).reciprocal()
+    h = torch.log(-torch.expm1(log_one_minus_w * a.reciprocal().unsqueeze(-1))) - log_w
+    h = torch.where(negligible_w, -a.log().unsqueeze(-1), h)
+    return h @ weights - b.reciprocal()
 
 
 @register_kl(Kumaraswamy, Beta)
