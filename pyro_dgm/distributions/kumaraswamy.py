@@ -1,4 +1,4 @@
-"""The Kumaraswamy distribution and its KL divergence to a Beta.
+r"""The Kumaraswamy distribution and its KL divergence to a Beta.
 
 The Kumaraswamy is a Beta look-alike on the unit interval whose inverse CDF has a
 closed form, so it can be reparameterized; Nalisnick & Smyth (2017) use it as the
@@ -35,6 +35,22 @@ def _log_one_minus_pow(log_x, exponent):
     keeps its precision when :math:`x^a` is close to 0 or to 1.
     """
     return torch.log(-torch.expm1(exponent * log_x))
+
+
+def _log_one_minus_exp(y):
+    r"""
+    :math:`\log(1 - e^y)` for :math:`y \le 0`, as :math:`\mathrm{log1p}(-e^y)` below
+    :math:`y = -\log 2` and :math:`\log(-\mathrm{expm1}(y))` above (Maechler 2012,
+    "Accurately computing log(1 - exp(-|a|))"), so it keeps its relative precision for
+    :math:`e^y` near 0 and near 1. Each branch sees an argument where it is finite, so
+    neither poisons the gradient of the other.
+    """
+    half = -math.log(2.0)
+    return torch.where(
+        y < half,
+        torch.log1p(-torch.exp(y.clamp(max=half))),
+        torch.log(-torch.expm1(y.clamp(min=half))),
+    )
 
 
 def _check_taylor_terms(taylor_terms):
@@ -148,18 +164,19 @@ class Kumaraswamy(TorchDistribution):
     def cdf(self, value):
         r"""
         :math:`F(x) = 1 - (1 - x^a)^b`, evaluated as :math:`-\mathrm{expm1}(b
-        \log(-\mathrm{expm1}(a \log x)))` so that small probabilities near both
-        ends keep their precision; :math:`F(0) = 0` and :math:`F(1) = 1`.
+        \log(1 - e^{a \log x}))` with an accurate :math:`\log(1 - e^y)`, so that
+        small probabilities keep their precision; :math:`F(0) = 0`, :math:`F(1) = 1`.
         """
         if self._validate_args:
             self._validate_sample(value)
         a, b = self.concentration1, self.concentration0
-        return -torch.expm1(b * _log_one_minus_pow(torch.log(value), a))
+        return -torch.expm1(b * _log_one_minus_exp(a * torch.log(value)))
 
     def icdf(self, value):
         r"""
         :math:`F^{-1}(u) = (1 - (1 - u)^{1/b})^{1/a}`, evaluated as
-        :math:`\exp(\log(-\mathrm{expm1}(\mathrm{log1p}(-u) / b)) / a)`;
+        :math:`\exp(\log(1 - e^{\mathrm{log1p}(-u) / b}) / a)` with an accurate
+        :math:`\log(1 - e^y)`;
         :math:`F^{-1}(0) = 0` and :math:`F^{-1}(1) = 1`.
         """
         if self._validate_args:
@@ -170,8 +187,7 @@ class Kumaraswamy(TorchDistribution):
                     f"from {value.min().item():g} to {value.max().item():g}."
                 )
         a, b = self.concentration1, self.concentration0
-        log_one_minus_u = torch.log1p(-value)
-        return torch.exp(torch.log(-torch.expm1(log_one_minus_u / b)) / a)
+        return torch.exp(_log_one_minus_exp(torch.log1p(-value) / b) / a)
 
     def _moment(self, order):
         r"""
@@ -271,14 +287,7 @@ def _expected_log_one_minus_x(a, b):
     log_w = (b.reciprocal().unsqueeze(-1) * -t).clamp(max=-finfo.tiny)
     negligible_w = log_w < math.log(finfo.eps)
     log_w = torch.where(negligible_w, -1.0, log_w)
-    # log(1 - w), in the form that keeps its precision on each side of w = 1/2; each
-    # branch gets an argument where it is finite, so neither poisons the gradient.
-    half = -math.log(2.0)
-    log_one_minus_w = torch.where(
-        log_w < half,
-        torch.log1p(-torch.exp(log_w.clamp(max=half))),
-        torch.log(-torch.expm1(log_w.clamp(min=half))),
-    )
+    log_one_minus_w = _log_one_minus_exp(log_w)
     h = torch.log(-torch.expm1(log_one_minus_w * a.reciprocal().unsqueeze(-1))) - log_w
     h = torch.where(negligible_w, -a.log().unsqueeze(-1), h)
     return h @ weights - b.reciprocal()
