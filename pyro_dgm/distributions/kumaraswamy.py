@@ -310,8 +310,11 @@ def kl_kumaraswamy_beta(q, p, taylor_terms="instance"):
     appendix). All but the last term are closed form.
 
     With ``taylor_terms=None``, :math:`E_q[\log(1 - x)]` is computed accurately
-    (see :func:`_expected_log_one_minus_x`): within 1e-3 nats of a 30-digit
-    quadrature for :math:`a, b \in [10^{-2}, 10^2]` and :math:`|\beta - 1| \le 9`.
+    (see :func:`_expected_log_one_minus_x`): its error is below 1.5e-5 on a
+    17 x 17 log grid of :math:`a, b \in [10^{-2}, 10^2]` against 30-digit quadrature,
+    so the KL is within 1.4e-4 nats for :math:`|\beta - 1| \le 9` (float64; float32
+    adds about 1e-7 of the KL itself). It costs about 2.5 times the 10-term series
+    (``benchmarks/kl_kumaraswamy.py``).
     With ``taylor_terms`` :math:`= M`, it is the paper's Taylor series
 
     .. math::
