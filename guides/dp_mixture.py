@@ -15,7 +15,8 @@ with :math:`q(v_k) = \mathrm{Kumaraswamy}(a_k, b_k)` (``stick_posterior="kumaras
 (``"beta"``: the conjugate family, the posterior of coordinate-ascent VI; torch draws it with
 implicit reparameterization gradients). Every KL term is analytic under
 ``TraceMeanField_ELBO``: Normal || Normal, Gamma || Gamma, Beta || Beta, and Kumaraswamy || Beta
-by its Taylor series. There is no local site: the assignments are summed out in the model.
+(accurate with ``taylor_terms=None``, or the paper's series cut after ``taylor_terms`` terms).
+There is no local site: the assignments are summed out in the model.
 
 Parameters are unconstrained logs of the positive quantities. Initialization (it matters: mean
 field over a mixture has many local optima): the sticks at the prior, :math:`\mathrm{Beta}(1,
@@ -68,7 +69,7 @@ class DPMixtureGuide(PyroModule):
     """Mean-field ``q(v) q(mu) q(tau)`` over the DP mixture's global latents (module docstring)."""
 
     def __init__(self, init_means: torch.Tensor, init_precision: torch.Tensor, n_data: int,
-                 stick_posterior: str = "kumaraswamy", taylor_terms: int = 10,
+                 stick_posterior: str = "kumaraswamy", taylor_terms: int | None = None,
                  init_mean_scale: float | torch.Tensor = 0.1, init_alpha0: float = 1.0):
         super().__init__(name="dp_mixture_guide")
         if stick_posterior not in STICK_POSTERIORS:
@@ -91,7 +92,7 @@ class DPMixtureGuide(PyroModule):
 
     @classmethod
     def from_data(cls, x: torch.Tensor, truncation: int = 20, stick_posterior: str = "kumaraswamy",
-                  taylor_terms: int = 10, seed: int = 0, init_alpha0: float = 1.0) -> "DPMixtureGuide":
+                  taylor_terms: int | None = None, seed: int = 0, init_alpha0: float = 1.0) -> "DPMixtureGuide":
         """Means seeded by k-means++ on (at most 10,000 of) the points ``x``; components as wide
         as the data; mean posteriors 5 % of the data's spread wide; sticks at
         ``Beta(1, init_alpha0)`` (pass the model's ``alpha0``)."""

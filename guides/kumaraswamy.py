@@ -30,7 +30,7 @@ class KumaraswamyEncoder(PyroModule):
     """``q(v | x) = prod_k Kumaraswamy(v_k; a_k(x), b_k(x))`` over the ``K - 1`` stick fractions."""
 
     def __init__(self, x_dim: int, truncation: int = 50, hidden: int = 500, site: str = "v",
-                 taylor_terms: int = 10):
+                 taylor_terms: int | None = None):
         super().__init__(name=f"kumaraswamy_encoder_{site}")
         self.site = site
         self.taylor_terms = taylor_terms
