@@ -75,7 +75,8 @@ def check_settings(owner: str, kind: str, defaults: dict, overrides: dict,
     """``defaults`` updated with ``overrides``, each override checked against its default.
 
     An unknown key lists the valid ones; a value must have its default's type (any finite
-    number where the default is a float), and numbers must be positive (whole numbers at least
+    number where the default is a float; ``None`` or a positive whole number where the default
+    is ``None``), and numbers must be positive (whole numbers at least
     1; floats too, unless ``positive=False``). ``owner`` and ``kind`` name them in the sentence,
     e.g. ``"model 'vae'"`` and ``"hyper-parameter"``.
     """
@@ -85,6 +86,12 @@ def check_settings(owner: str, kind: str, defaults: dict, overrides: dict,
                            f"{sorted(defaults) or 'none'}")
     for key, value in overrides.items():
         default = defaults[key]
+        if default is None:  # "off / automatic" by default: None, or a positive whole number
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise PyroDGMError(f"{kind} {key!r} of {owner} takes null or a positive whole "
+                                   f"number, got {value!r}")
+            continue
         expected = (int, float) if isinstance(default, float) else type(default)
         if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, expected):
             raise PyroDGMError(f"{kind} {key!r} of {owner} takes a {type(default).__name__}, "

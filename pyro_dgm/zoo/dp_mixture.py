@@ -66,7 +66,7 @@ register(ZooEntry(
     model="pyro_dgm.models.dp_mixture.DPMixture", guide="pyro_dgm.guides.dp_mixture.DPMixtureGuide",
     build=build_dp_mixture,
     objective="meanfield", objectives=("meanfield", "elbo"),
-    defaults={"truncation": 20, "alpha0": 1.0, "stick_posterior": "kumaraswamy", "kl_terms": 10},
+    defaults={"truncation": 20, "alpha0": 1.0, "stick_posterior": "kumaraswamy", "kl_terms": None},
     training={"lr": 0.05, "batch_size": 100, "epochs": 100},
     datasets=("gaussian-clusters",),
     source="seed 000, 'The Dirichlet Process', 'SGVB for the Dirichlet Process'",
