@@ -70,6 +70,12 @@ def check_step_speed(out: Path):
         assert r["ratio"] > 0
 
 
+def check_kl_kumaraswamy(out: Path):
+    result = read_json(out / "kl.json")
+    assert_finite(result["ratio"])
+    assert result["ratio"] > 0 and result["shape"] == [4, 5]
+
+
 def check_mnist_vae_vs_sbvae(out: Path):
     rows = read_json(out / "table.json")
     assert [r["model"] for r in rows] == ["vae", "sbvae"]
@@ -160,6 +166,8 @@ def check_air_multi_mnist(out: Path):
 
 # (script, tiny arguments before --out, data it reads, check); OUT is the output folder
 SMOKE = [
+    ("kl_kumaraswamy.py", ["--batch", "4", "--truncation", "5", "--repeats", "2", "--blocks", "2",
+                           "--out", "OUT/kl.json"], None, check_kl_kumaraswamy),
     ("step_speed.py", ["--steps", "2", "--blocks", "1", "--out", "OUT/step_speed.json"], None,
      check_step_speed),
     ("mnist_vae_vs_sbvae.py", ["--epochs", "1", "--batch-size", "1000", "--hidden", "16",
