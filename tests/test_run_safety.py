@@ -223,3 +223,26 @@ def test_an_interrupted_comparison_keeps_its_finished_runs_and_resumes(capsys, t
     line = one_error_line(capsys, [*COMPARE[:-5], "--iwae-samples", "4", "--variance-samples",
                                    "2", "--quiet", "--out", str(out), "--resume"])
     assert "iwae_samples" in line
+
+
+def test_an_exploding_loss_stops_the_run_keeping_the_last_good_checkpoint(capsys, tmp_path):
+    out = tmp_path / "r"
+    line = one_error_line(capsys, ["train", "vae", *TINY[:-3], "--epochs", "5", "--lr", "1e12",
+                                   "--quiet", "--out", str(out)])
+    assert "exploded" in line or "became nan" in line, line
+    assert "lower learning rate" in line
+    assert not (out / "metrics.json").exists()
+
+
+def test_a_nan_loss_stops_the_run_after_the_last_good_epoch(capsys, tmp_path, monkeypatch):
+    step, calls = Trainer.step, []
+
+    def nan_in_epoch_two(self, batch):
+        calls.append(1)
+        return step(self, batch) if len(calls) == 1 else float("nan")
+    monkeypatch.setattr(Trainer, "step", nan_in_epoch_two)
+    out = tmp_path / "r"
+    line = one_error_line(capsys, ["train", "vae", *TINY[:-3], "--epochs", "3", "--quiet",
+                                   "--out", str(out)])
+    assert "became nan in epoch 2" in line and "epoch 1) is kept" in line
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["history"][-1]["epoch"] == 1

@@ -38,6 +38,10 @@ from pyro_dgm.infer.objectives import ObjectiveLoss, build_objective, elbo_loss,
 CHECKPOINT_VERSION = 2
 
 
+# a loss per example this many times the scale of the run's first losses counts as diverged
+EXPLOSION = 1e6
+
+
 class TrainingDiverged(PyroDGMError):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
 
@@ -145,8 +149,9 @@ class Trainer:
 
     With ``checkpoint=PATH`` the state is written atomically after every epoch and at the end
     of every ``fit``; ``fit(..., resume=True)`` continues from it exactly, mid-epoch included.
-    A NaN or infinite loss stops training with :class:`TrainingDiverged` before the step is
-    applied, leaving the last good checkpoint on disk.
+    A NaN or infinite loss (not applied), or one that explodes to more than ``EXPLOSION``
+    (10^6) times the scale of the run's first losses, stops training with
+    :class:`TrainingDiverged`, leaving the last good checkpoint on disk.
 
     Creating a Trainer clears Pyro's global param store and seeds Pyro's random state, so that
     each run starts from its own parameters and ``seed`` alone.
@@ -193,6 +198,7 @@ class Trainer:
         pyro.clear_param_store()
         pyro.set_rng_seed(seed)
         self.generator = torch.Generator().manual_seed(seed)
+        self._first_loss: float | None = None
 
     # -- one step -------------------------------------------------------------------------
     def step(self, batch: torch.Tensor | tuple) -> float:
@@ -288,7 +294,7 @@ class Trainer:
         while not done():
             batch = self._take_batch(data)
             loss = self._step_or_nan(batch)
-            if not math.isfinite(loss):
+            if not math.isfinite(loss) or self._exploded(loss):
                 self._diverged(len(self.history) + 1, loss)
             size = _batch_size(batch)
             self._epoch["loss"] += loss * size
@@ -340,11 +346,24 @@ class Trainer:
         if self.checkpoint is not None:
             self.save(self.checkpoint)
 
+    def _exploded(self, loss: float) -> bool:
+        """Whether ``loss`` (per example) is more than ``EXPLOSION`` times the scale of the run's
+        first losses (the first epoch's mean, or before it ends the first step's; at least 1)."""
+        if self.history:
+            reference = self.history[0]["loss"]
+        else:
+            if self._first_loss is None:
+                self._first_loss = loss
+            reference = self._first_loss
+        return abs(loss) > EXPLOSION * max(1.0, abs(reference))
+
     def _diverged(self, epoch: int, loss: float) -> None:
         kept = (f"the last good checkpoint (epoch {len(self.history)}) is kept at {self.checkpoint}"
                 if self.checkpoint is not None and self.checkpoint.exists()
                 else "no checkpoint was written")
-        raise TrainingDiverged(f"the loss became {loss} in epoch {epoch}; {kept}; try a lower "
+        what = (f"became {loss}" if not math.isfinite(loss) else
+                f"exploded to {loss:.3g} per example (over {EXPLOSION:.0e} times its first values)")
+        raise TrainingDiverged(f"the loss {what} in epoch {epoch}; {kept}; try a lower "
                                f"learning rate or gradient clipping (clip_norm)")
 
     # -- state ----------------------------------------------------------------------------
