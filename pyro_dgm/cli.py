@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -253,6 +254,8 @@ COMMANDS = {"list": command_list, "train": command_train, "evaluate": command_ev
 
 def main(argv: list[str] | None = None) -> int:
     _interrupted_note[0] = lambda: "nothing was written"
+    # a NaN loss ends the run with one sentence of ours; Pyro's own warning would be a second
+    warnings.filterwarnings("ignore", message="Encountered NaN")
     try:
         args = make_parser().parse_args(argv)
         threads = getattr(args, "threads", None)
