@@ -282,3 +282,42 @@ def test_active_dims_counts_dimensions_with_variance_above_the_threshold():
     assert active_dims(codes, threshold=0.015) == 2
     assert active_dims(codes, threshold=0.0) == 5
     assert active_dims(torch.zeros(10, 4)) == 0
+
+
+# -- non-finite log-weights -----------------------------------------------------------------
+def _uniform_prior_model(x, scale=1.0):
+    with pyro.plate("data", x.shape[0]):
+        z = pyro.sample("z", dist.Uniform(-1.0, 1.0))
+        pyro.sample("x", dist.Normal(z, scale), obs=x)
+
+
+def _normal_guide(loc):
+    def guide(x, scale=1.0):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(loc, 1.0 if loc == 0.0 else 0.01))
+    return guide
+
+
+def test_a_zero_weight_particle_leaves_the_iwae_bound_finite():
+    x = torch.zeros(5)
+    with pyro.validation_enabled(False):
+        pyro.set_rng_seed(0)
+        elbo, iwae = log_likelihood_bounds(_uniform_prior_model, _normal_guide(0.0), x,
+                                           num_samples=200)
+    assert torch.isfinite(iwae).all() and (elbo == -math.inf).all()
+    # the estimate is the exact marginal likelihood's order: log p(0) = log of the mean of
+    # N(0; z, 1) over z ~ U(-1, 1), about -1.09
+    assert (iwae - (-1.09)).abs().max() < 0.2
+
+
+def test_every_weight_zero_is_refused_naming_the_site():
+    with pyro.validation_enabled(False), pytest.raises(PyroDGMError, match="site 'z'"):
+        log_likelihood_bounds(_uniform_prior_model, _normal_guide(5.0), torch.zeros(3),
+                              num_samples=20)
+
+
+def test_a_nan_log_density_is_refused_naming_the_site():
+    def model(x):
+        _uniform_prior_model(x, scale=torch.tensor(math.nan))
+    with pyro.validation_enabled(False), pytest.raises(PyroDGMError, match="site 'x'"):
+        log_likelihood_bounds(model, _normal_guide(0.0), torch.zeros(3), num_samples=20)

@@ -122,7 +122,23 @@ def log_importance_weights(model: Callable, guide: Callable, x: torch.Tensor, nu
                                                      max_plate_nesting)
     log_joint = per_example_log_density(model_trace, max_plate_nesting)
     log_proposal = per_example_log_density(guide_trace, max_plate_nesting, observed=False)
-    return x.new_zeros(num_samples, x.shape[0]) + log_joint - log_proposal
+    log_weights = x.new_zeros(num_samples, x.shape[0]) + log_joint - log_proposal
+    if torch.isnan(log_weights).any() or (log_weights == math.inf).any():
+        site = _nonfinite_site(model_trace, guide_trace, max_plate_nesting,
+                               lambda v: torch.isnan(v) | (v == math.inf))
+        raise PyroDGMError(f"an importance log-weight is NaN or +inf: the log-density of site "
+                           f"{site!r} is not finite on the evaluation data")
+    return log_weights
+
+
+def _nonfinite_site(model_trace, guide_trace, max_plate_nesting: int, bad: Callable) -> str:
+    """The name of the first sample site (model, then guide) whose per-example log-density has
+    a value that ``bad`` flags; ``"?"`` if none does."""
+    for trace in (model_trace, guide_trace):
+        for site in sample_sites(trace):
+            if bad(_per_example(site, max_plate_nesting + 1)).any():
+                return site["name"]
+    return "?"
 
 
 def _batches(x: torch.Tensor, batch_size: int):
@@ -135,7 +151,10 @@ def log_likelihood_bounds(model, guide, x: torch.Tensor, num_samples: int = 1000
                           batch_size: int = 100, max_elements: int = 2 ** 24):
     """Per-example ``(elbo, iwae)`` estimates, each of shape ``(N,)``, in nats.
 
-    ``elbo`` averages the ``num_samples`` log-weights, ``iwae`` is their log-mean-exp. Samples
+    ``elbo`` averages the ``num_samples`` log-weights, ``iwae`` is their log-mean-exp. A
+    log-weight of -inf is a weight of zero (the ELBO of that example is then -inf, its IWAE
+    bound stays finite); a NaN or +inf log-weight, or an example whose every weight is zero,
+    is refused in one sentence that names the site whose log-density was not finite. Samples
     are drawn in chunks of at most ``max_elements / (batch * dim)`` so that memory stays bounded
     for k in the thousands.
     """
@@ -150,13 +169,26 @@ def log_likelihood_bounds(model, guide, x: torch.Tensor, num_samples: int = 1000
                                    max_plate_nesting)
             for start in range(0, num_samples, chunk)
         ])
+        impossible = (log_weights == -math.inf).all(0)
+        if impossible.any():
+            _refuse_impossible(model, guide, x_batch[impossible], num_samples, max_plate_nesting)
         elbos.append(log_weights.mean(0))
         iwaes.append(torch.logsumexp(log_weights, 0) - math.log(num_samples))
-    elbo, iwae = torch.cat(elbos), torch.cat(iwaes)
-    if not (torch.isfinite(elbo).all() and torch.isfinite(iwae).all()):
-        raise PyroDGMError("the likelihood estimate is not finite: the model or guide produced "
-                           "NaN or infinite log-densities on the evaluation data")
-    return elbo, iwae
+    return torch.cat(elbos), torch.cat(iwaes)
+
+
+def _refuse_impossible(model, guide, x: torch.Tensor, num_samples: int,
+                       max_plate_nesting: int) -> None:
+    """One sentence for examples on which every importance weight is zero, naming the site."""
+    with poutine.block():
+        model_trace, guide_trace = importance_traces(model, guide, x, num_samples,
+                                                     max_plate_nesting)
+    model_trace.compute_log_prob()
+    guide_trace.compute_log_prob()
+    site = _nonfinite_site(model_trace, guide_trace, max_plate_nesting,
+                           lambda v: (v == -math.inf).all(0))
+    raise PyroDGMError(f"every importance weight of {x.shape[0]} evaluation example(s) is zero: "
+                       f"the log-density of site {site!r} is -inf for all {num_samples} samples")
 
 
 @torch.no_grad()
