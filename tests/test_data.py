@@ -537,3 +537,19 @@ def test_every_data_module_imports_first_in_a_fresh_interpreter(module):
     done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_failed_download_leaves_no_folders_behind(tmp_path, monkeypatch):
+    """torchvision makes ROOT/MNIST/raw before it tries the network; that folder must not stay."""
+    import torchvision.datasets
+    from urllib.error import URLError
+
+    def failing_download(root, train=True, download=False, **kwargs):
+        (Path(root) / "MNIST" / "raw").mkdir(parents=True)
+        raise URLError("no network in tests")
+    monkeypatch.setattr(torchvision.datasets, "MNIST", failing_download)
+    target = tmp_path / "empty"
+    target.mkdir()
+    with pytest.raises(PyroDGMError, match="downloading them with torchvision failed"):
+        load_dataset("mnist", "train", data_dir=target, protocol="full")
+    assert list(target.iterdir()) == []

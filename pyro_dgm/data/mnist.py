@@ -25,6 +25,8 @@ draws new binary images for every batch and ``binarize="static"`` draws them onc
 from __future__ import annotations
 
 import gzip
+import shutil
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -164,7 +166,14 @@ def _download_official_files(official_split: str, data_dir) -> None:
     try:
         import torchvision.datasets
 
-        torchvision.datasets.MNIST(root=str(folder), train=official_split == "train", download=True)
+        # into a scratch folder first, so that a failed download leaves no folders behind
+        with tempfile.TemporaryDirectory() as scratch:
+            torchvision.datasets.MNIST(root=scratch, train=official_split == "train",
+                                       download=True)
+            raw = folder / "MNIST" / "raw"
+            raw.mkdir(parents=True, exist_ok=True)
+            for path in (Path(scratch) / "MNIST" / "raw").iterdir():
+                shutil.move(str(path), raw / path.name)
     except Exception as error:  # no network, a proxy, a full disk: all end the same way
         missing = " and ".join(FILE_NAMES[official_split, kind] for kind in ("images", "labels"))
         searched = ", ".join(str(path) for path in resolve_data_dirs(data_dir))
