@@ -266,3 +266,26 @@ def mixture_fit(x: torch.Tensor, weights: torch.Tensor, means: torch.Tensor,
     bars.set_xlabel("component k (stick order)")
     bars.set_ylabel("posterior mean weight E[pi_k]")
     return _save(fig, path)
+
+
+def density_2d(log_density: Callable, data: torch.Tensor, samples: torch.Tensor, path,
+               title: str = "learned density", grid_size: int = 200) -> Path:
+    """Three panels on the same square: the 2-D ``data``, the density
+    ``exp(log_density(points))`` on a ``grid_size`` x ``grid_size`` grid, and ``samples``."""
+    data, samples = data.detach().cpu(), samples.detach().cpu()
+    low, high = data.min(0).values - 0.5, data.max(0).values + 0.5
+    xs, ys = (torch.linspace(low[i].item(), high[i].item(), grid_size) for i in range(2))
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
+    density = log_density(grid).detach().cpu().exp().reshape(grid_size, grid_size)
+    fig = Figure(figsize=(11, 3.8))
+    panels = fig.subplots(1, 3, sharex=True, sharey=True)
+    extent = (low[0].item(), high[0].item(), low[1].item(), high[1].item())
+    for ax, points, label in ((panels[0], data, "data"), (panels[2], samples, "samples")):
+        ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.5, rasterized=True)
+        ax.set_title(label, fontsize=10)
+    panels[1].imshow(density.numpy(), origin="lower", extent=extent, cmap="viridis", aspect="auto")
+    panels[1].set_title(title, fontsize=10)
+    for ax in panels:
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+    return _save(fig, path)

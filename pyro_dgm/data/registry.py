@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 
 from pyro_dgm.data import bars, freyfaces, mnist, multi_mnist, polyreg, semi_supervised, synthetic
+from pyro_dgm.data import toy2d
 from pyro_dgm.data.core import SPLITS, Dataset, check_choice
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.registry import Registry
@@ -23,6 +24,8 @@ for _name, _loader in (
         ("mnist-ssl", semi_supervised.load_mnist_ssl), ("bars-ssl", semi_supervised.load_bars_ssl),
         ("multi-mnist", multi_mnist.load_multi_mnist)):
     DATASETS.register(_name, _loader)
+# exact-likelihood models (issue 15): 2-D toy densities for flows
+DATASETS.register("toy2d", toy2d.load_toy2d)
 
 
 def load_dataset(
