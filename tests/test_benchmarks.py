@@ -153,6 +153,17 @@ def check_inference_compilation(out: Path):
     assert_png(out / "curves_0.png")
 
 
+def check_exact_likelihood(out: Path):
+    rows = read_json(out / "table.json")
+    assert [r["model"] for r in rows] == ["nade", "vae", "flow"]
+    assert [r["nll_method"] for r in rows] == ["exact", "iwae", "dequantized"]
+    for r in rows:
+        assert_finite(r["nll"]["value"], r["test_elbo"], r["seconds_per_epoch"])
+        assert r["nll"]["value"] > 0
+    assert_finite(rows[2]["bits_per_dim"])
+    assert_table(out / "table.md", 3 + 1 + 6)  # measured rows; the published header and rows
+
+
 def check_air_multi_mnist(out: Path):
     summary = read_json(out / "summary.json")
     assert 0 <= summary["count_accuracy"] <= 1
@@ -199,6 +210,8 @@ SMOKE = [
                             "--batch-size", "16", "--profile-steps", "1", "--eval-every", "5",
                             "--out", "OUT"],
      "mnist", check_air_multi_mnist),
+    ("exact_likelihood.py", ["--epochs", "1", "--hidden", "8", "--iwae-samples", "2",
+                             "--n-test", "20", "--out", "OUT"], "mnist", check_exact_likelihood),
 ]
 
 
@@ -237,6 +250,7 @@ BAD_ARGUMENTS = [
     ("flows_and_priors.py", ["--dataset", "freyfaces", "--only", "nobody"]),
     ("inference_compilation.py", ["--budget", "0"]),
     ("air_multi_mnist.py", ["--anneal-pres", "0.9"]),
+    ("exact_likelihood.py", ["--models", "nade,pixelcnn"]),
 ]
 
 

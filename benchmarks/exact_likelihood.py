@@ -1,0 +1,133 @@
+"""Benchmark: exact-likelihood models (NADE, a normalizing flow) beside the VAE on offline MNIST.
+
+The question of issue 15 and seeds ``000``-``004``: how much does a latent variable buy over an
+exact density? One seed and the same budget (epochs, batch, learning rate) for
+
+- ``nade`` (500 hidden units) on dynamically binarized digits: the exact NLL;
+- ``vae`` (500 hidden, 50 latent) on the same binarized digits: the IWAE-k NLL estimate;
+- ``flow`` (RealNVP, 6 coupling layers) on the 8-bit grey levels: the dequantized NLL in nats
+  and bits per dimension (a different, continuous task: its nats do not compare with the
+  binary ones).
+
+Each is one :class:`pyro_dgm.Experiment` (``make_config``) scored by its zoo entry's
+``evaluate`` on the held-out digits (binarized once, seed 0). Published numbers of the seeds
+(full MNIST, far larger budgets) are printed beside the measured ones, for orientation only:
+the offline protocol trains on 8,000 and tests on 2,000 digits of the MNIST test set.
+
+    python benchmarks/exact_likelihood.py --epochs 15 --iwae-samples 1000 --out runs/exact
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.experiment import Experiment, make_config
+
+MODELS = {  # name -> (data settings, what its nll is)
+    "nade": ({"binarize": "dynamic"}, "exact NLL, binarized"),
+    "vae": ({"binarize": "dynamic"}, "IWAE-{k} NLL, binarized"),
+    "flow": ({}, "dequantized NLL, 8-bit grey levels"),
+}
+PUBLISHED = [  # (model, NLL in nats, source)
+    ("NADE", "88.33", "Larochelle & Murray 2011 (binarized MNIST)"),
+    ("EoNADE", "84.68", "seed 000, SB-RNN table"),
+    ("DARN", "≈ 84.13", "seed 000, SB-RNN table"),
+    ("DLGM", "≈ 85.51", "seed 000, SB-RNN table"),
+    ("PixelCNN", "81.30", "seed 000, SB-RNN table"),
+    ("VAE (L=1)", "88.56 / 84.50", "seed 001, VampPrior table (static / dynamic MNIST)"),
+]
+
+
+def train_and_evaluate(model: str, args) -> dict:
+    """One run: train ``model`` for the common budget, then its entry's ``evaluate``."""
+    data_settings, method = MODELS[model]
+    settings = {**data_settings, "protocol": "offline"}
+    if args.hidden:
+        settings["hidden"] = args.hidden
+    config = make_config(model, dataset="mnist", epochs=args.epochs, batch_size=args.batch_size,
+                         lr=args.lr, seed=args.seed, data_dir=args.data_dir, settings=settings)
+    experiment = Experiment(config)
+    experiment.train()
+    train, test = experiment.data
+    test = test if args.n_test is None else _head(test, args.n_test)
+    started = time.perf_counter()
+    evaluation = experiment.entry.evaluate(experiment.model, experiment.guide, test, train,
+                                           iwae_samples=args.iwae_samples, knn=False, seed=0)
+    seconds = sum(h["seconds"] for h in experiment.history)
+    return {"model": model, "nll": evaluation["nll"],
+            "nll_method": evaluation.get("nll_method", "iwae"),
+            "what": method.format(k=args.iwae_samples),
+            "bits_per_dim": evaluation.get("bits_per_dim"), "test_elbo": evaluation["test_elbo"],
+            "epochs": len(experiment.history), "seconds_per_epoch": seconds / max(args.epochs, 1),
+            "eval_seconds": time.perf_counter() - started, "n_test": len(test)}
+
+
+def _head(data, n: int):
+    """The first ``n`` examples of ``data``."""
+    return dataclasses.replace(data, x=data.x[:n], y=None if data.y is None else data.y[:n])
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | what | NLL (nats) | bits/dim | test -ELBO | s/epoch |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        bits = f"{r['bits_per_dim']:.3f}" if r["bits_per_dim"] is not None else "-"
+        lines.append(f"| {r['model']} | {r['what']} | {r['nll']['value']:.2f} | {bits} "
+                     f"| {-r['test_elbo']:.2f} | {r['seconds_per_epoch']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def published_table() -> str:
+    lines = ["| published (full MNIST) | NLL (nats) | source |", "|---|---|---|"]
+    lines += [f"| {name} | {nll} | {source} |" for name, nll, source in PUBLISHED]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--iwae-samples", type=int, default=1000,
+                        help="importance samples of the VAE's NLL estimate")
+    parser.add_argument("--hidden", type=int, default=None,
+                        help="hidden units of every model (default: each zoo entry's)")
+    parser.add_argument("--n-test", type=int, default=None,
+                        help="score only the first N held-out digits (default: all 2,000)")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help=f"comma-separated, from {','.join(MODELS)} (default all)")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--out", default="runs/exact-likelihood")
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except PyroDGMError as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+def run(args) -> None:
+    if min(args.epochs, args.iwae_samples, args.batch_size) < 1 or (
+            args.n_test is not None and args.n_test < 1):
+        raise PyroDGMError(f"--epochs, --iwae-samples, --batch-size and --n-test must be "
+                           f"positive, got {args.epochs}, {args.iwae_samples}, "
+                           f"{args.batch_size} and {args.n_test}")
+    models = args.models.split(",")
+    if set(models) - set(MODELS):
+        raise PyroDGMError(f"--models takes names from {', '.join(MODELS)}, got {args.models!r}")
+    rows = [train_and_evaluate(model, args) for model in models]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = table(rows) + "\n" + published_table()
+    (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (out / "table.md").write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
