@@ -35,7 +35,7 @@ def random_flow(flow: str, dim: int = 2, levels=None, layers: int = 2,
     """A flow in evaluation mode with random weights (its random initialization moved by
     ``perturb`` standard deviations) and random batch-norm statistics."""
     torch.manual_seed(0)
-    model = FlowDensity(dim, flow, flow_length=layers, hidden=16, levels=levels)
+    model = FlowDensity(dim, flow, flow_length=layers, hidden=16, batchnorm=True, levels=levels)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(perturb * torch.randn_like(parameter))
