@@ -88,9 +88,9 @@ def command_train(args) -> None:
 def _kept(experiment: Experiment) -> str:
     """What an interrupted training left on disk, in words."""
     trainer = experiment.trainer
-    if trainer is None or trainer.checkpoint is None or not trainer.checkpoint.exists():
+    if trainer is None or trainer.saved_epochs is None:
         return "no checkpoint was written, nothing was kept"
-    epochs = len(trainer.history)
+    epochs = trainer.saved_epochs
     return (f"the checkpoint of epoch {epochs} is kept in {experiment.out}; continue with "
             f"pyro-dgm train {experiment.config['model']} --out {experiment.out} --resume")
 
@@ -98,7 +98,8 @@ def _kept(experiment: Experiment) -> str:
 def command_evaluate(args) -> None:
     experiment = Experiment.from_run(args.run_dir, args.device)
     _interrupted_note[0] = lambda: f"{Path(args.run_dir) / EVAL} was not written"
-    metrics = experiment.evaluate(iwae_samples=args.iwae_samples, knn=args.knn)
+    metrics = experiment.evaluate(iwae_samples=args.iwae_samples, knn=args.knn,
+                                  progress=not args.quiet)
     print(json.dumps(metrics, indent=2))
 
 
@@ -203,6 +204,7 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate_.add_argument("--iwae-samples", type=int, default=1000)
     evaluate_.add_argument("--knn", action="store_true", help="kNN error on the codes")
     evaluate_.add_argument("--device", choices=["cpu", "cuda"])
+    evaluate_.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sample = commands.add_parser("sample", help="draw samples from a trained model")
     sample.add_argument("run_dir")

@@ -38,6 +38,7 @@ import torch
 from pyro_dgm.data import Dataset, available_datasets, dataset_options, load_dataset
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import Trainer, get_objective, load_checkpoint
+from pyro_dgm.infer.estimators import progress_bars
 from pyro_dgm.infer.objectives import check_objective_options
 from pyro_dgm.infer.trainer import resolve_device
 from pyro_dgm.zoo import ZooEntry, get_entry
@@ -186,8 +187,12 @@ def read_json(path: Path) -> dict:
 def write_json(data: dict, path: Path) -> None:
     """Write ``data`` atomically: a crash leaves the old file or the new one, never half of one."""
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise PyroDGMError(f"could not write {path} ({error.strerror or error})") from None
 
 
 def read_config(run_dir: Path) -> dict:
@@ -380,6 +385,8 @@ class Experiment:
             raise PyroDGMError(f"{self.out} already holds a run; continue it with --resume, "
                                f"or start it anew with --overwrite")
         with locked(self.out):
+            for stale in self.out.glob("*.tmp"):  # half-written by a process that was killed
+                stale.unlink()
             if overwrite and not resume:
                 for name in RUN_FILES:
                     (self.out / name).unlink(missing_ok=True)
@@ -416,14 +423,18 @@ class Experiment:
         self.history = list(state.get("history", []))
         return model, guide
 
-    def evaluate(self, iwae_samples: int = 1000, knn: bool = False) -> dict:
-        """Held-out metrics of the restored run (``eval.json``); ``knn`` needs labels."""
+    def evaluate(self, iwae_samples: int = 1000, knn: bool = False,
+                 progress: bool = False) -> dict:
+        """Held-out metrics of the restored run (``eval.json``); ``knn`` needs labels;
+        ``progress`` shows a bar over the test examples while the IWAE bound is computed."""
         if self.model is None:
             self.restore()
         train, test = self.data
-        metrics = self.entry.evaluate(self.model, self.guide, test, train,
-                                      iwae_samples=iwae_samples, knn=knn and test.y is not None,
-                                      seed=self.config["seed"])
+        with progress_bars(progress):
+            metrics = self.entry.evaluate(self.model, self.guide, test, train,
+                                          iwae_samples=iwae_samples,
+                                          knn=knn and test.y is not None,
+                                          seed=self.config["seed"])
         if self.out is not None:
             write_json(metrics, self.out / EVAL)
         return metrics
