@@ -1,4 +1,4 @@
-"""The command line: ``pyro-dgm list | train | runs | evaluate | sample | compare``.
+"""The command line: ``pyro-dgm list | train | runs | evaluate | sample | compare | reproduce``.
 
 Every run lives in one folder: ``config.json`` (how it was made), ``checkpoint.pt``,
 ``metrics.json`` (training), ``eval.json`` (``evaluate``) and PNG figures. Bad input prints one
@@ -138,6 +138,34 @@ def _cell(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def command_reproduce(args) -> None:
+    """Run a reproduction study (``--list`` names them)."""
+    from pyro_dgm.compare import parse_seeds
+    from pyro_dgm.studies import STUDIES, get_study, reproduce
+
+    if args.list or args.study is None:
+        if args.study is None and not args.list:
+            raise PyroDGMError("name a study (pyro-dgm reproduce --list shows them)")
+        width = max(len(name) for name in STUDIES) + 2
+        for study in STUDIES.values():
+            print(f"{study.name:<{width}}{study.title} ({len(study.runs)} runs)")
+        return
+    study = get_study(args.study)
+    if args.resume and args.overwrite:
+        raise PyroDGMError("give --resume or --overwrite, not both")
+    out = Path(args.out or f"runs/reproduce-{study.name}-{args.budget}")
+    _interrupted_note[0] = lambda: (f"the finished runs are kept in {out}; continue with "
+                                    f"pyro-dgm reproduce {study.name} --out {out} --resume")
+    result = reproduce(study.name, args.budget, parse_seeds(args.seeds), out=out,
+                       data_dir=args.data_dir, device=args.device, resume=args.resume,
+                       overwrite=args.overwrite, progress=not args.quiet,
+                       log=None if args.quiet else print)
+    from pyro_dgm.studies import to_markdown
+
+    print(to_markdown(result))
+    print(f"wrote study.md, study.csv, study.json and study.png to {out}")
+
+
 def _kept(experiment: Experiment) -> str:
     """What an interrupted training left on disk, in words."""
     trainer = experiment.trainer
@@ -255,6 +283,22 @@ def make_parser() -> argparse.ArgumentParser:
                        help="importance samples for the test ELBO in metrics.json")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    reproduce = commands.add_parser("reproduce", help="run a published comparison as data; "
+                                                      "writes DIR/study.{md,csv,json,png}")
+    reproduce.add_argument("study", nargs="?")
+    reproduce.add_argument("--list", action="store_true", help="name the studies")
+    reproduce.add_argument("--budget", default="cpu", choices=["smoke", "cpu", "paper"],
+                           help="smoke: seconds; cpu: the README's protocol (default); paper: "
+                                "the papers' training length")
+    reproduce.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    reproduce.add_argument("--out", help="default: runs/reproduce-STUDY-BUDGET")
+    reproduce.add_argument("--data-dir", help="where data files are")
+    reproduce.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    reproduce.add_argument("--resume", action="store_true",
+                           help="keep the finished runs in --out, train the missing ones")
+    reproduce.add_argument("--overwrite", action="store_true")
+    reproduce.add_argument("--quiet", action="store_true", help="no progress lines")
+
     runs = commands.add_parser("runs", help="one table of the run folders under DIR...")
     runs.add_argument("folders", nargs="+", metavar="DIR")
     runs.add_argument("--sort", default="run", help="column to sort by (default: run)")
@@ -306,13 +350,14 @@ def make_parser() -> argparse.ArgumentParser:
     compare.add_argument("--data-dir", help="where data files are")
     compare.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     compare.add_argument("--quiet", action="store_true", help="no progress lines")
-    for command in (train, evaluate_, sample, compare):
+    for command in (train, evaluate_, sample, compare, reproduce):
         command.add_argument("--threads", type=int, default=None,
                              help="torch threads (default: $OMP_NUM_THREADS, else half the cores)")
     return parser
 
 
-COMMANDS = {"list": command_list, "train": command_train, "runs": command_runs, "evaluate": command_evaluate,
+COMMANDS = {"list": command_list, "train": command_train, "runs": command_runs,
+            "reproduce": command_reproduce, "evaluate": command_evaluate,
             "sample": command_sample, "compare": command_compare}
 
 

@@ -449,15 +449,16 @@ class Experiment:
         self.entry.figures(self.model, self.guide, train, test, self.history, self._folder())
 
     def run(self, resume: bool = False, overwrite: bool = False, eval_samples: int = 100,
-            progress: bool = False, log=None) -> dict:
+            progress: bool = False, log=None, figures: bool = True) -> dict:
         """Train, then write ``metrics.json`` and the figures; returns the metrics.
 
         A folder that already holds a run is refused unless ``resume`` (continue it from its
         checkpoint) or ``overwrite`` (start it anew); a folder another process trains into is
-        refused. ``log`` (e.g. ``print``) is told when training ends and where results go.
+        refused. ``log`` (e.g. ``print``) is told when training ends and where results go;
+        ``figures=False`` skips the figures (a study's smoke runs).
         """
         if self.out is None:
-            return self._train_and_report(resume, eval_samples, progress, log)
+            return self._train_and_report(resume, eval_samples, progress, log, figures)
         check_writable(self.out)
         if not resume and not overwrite and holds_a_run(self.out):
             raise PyroDGMError(f"{self.out} already holds a run; continue it with --resume, "
@@ -468,9 +469,9 @@ class Experiment:
             if overwrite and not resume:
                 for name in RUN_FILES:
                     (self.out / name).unlink(missing_ok=True)
-            return self._train_and_report(resume, eval_samples, progress, log)
+            return self._train_and_report(resume, eval_samples, progress, log, figures)
 
-    def _train_and_report(self, resume, eval_samples, progress, log) -> dict:
+    def _train_and_report(self, resume, eval_samples, progress, log, figures=True) -> dict:
         started = time.perf_counter()
         self.train(resume=resume, progress=progress)
         if log is not None:
@@ -481,7 +482,8 @@ class Experiment:
         metrics = self.metrics(eval_samples)
         if self.out is not None:
             write_json(metrics, self.out / METRICS)
-            self.figures()
+            if figures:
+                self.figures()
         return metrics
 
     # -- a trained run --------------------------------------------------------------------
@@ -502,12 +504,14 @@ class Experiment:
         return model, guide
 
     def evaluate(self, iwae_samples: int = 1000, knn: bool = False,
-                 progress: bool = False) -> dict:
-        """Held-out metrics of the restored run (``eval.json``); ``knn`` needs labels;
-        ``progress`` shows a bar over the test examples while the IWAE bound is computed."""
+                 examples: int | None = None, progress: bool = False) -> dict:
+        """Held-out metrics of the restored run (``eval.json``) on the first ``examples`` test
+        examples (None: all); ``knn`` needs labels; ``progress`` shows a bar over the test
+        examples while the IWAE bound is computed."""
         if self.model is None:
             self.restore()
         train, test = self.data
+        test = test.head(examples)
         with progress_bars(progress):
             metrics = self.entry.evaluate(self.model, self.guide, test, train,
                                           iwae_samples=iwae_samples,

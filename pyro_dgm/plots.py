@@ -317,3 +317,40 @@ def mixture_fit(x: torch.Tensor, weights: torch.Tensor, means: torch.Tensor,
     bars.set_xlabel("component k (stick order)")
     bars.set_ylabel("posterior mean weight E[pi_k]")
     return save_figure(fig, path)
+
+
+# -- reproduction studies (pyro-dgm reproduce) ---------------------------------------------
+def measured_vs_published(summary: list[dict], metrics: list[dict], path,
+                          title: str = "measured vs published") -> Path:
+    """One panel per metric: each run's measured value (mean ± std over seeds, filled) beside
+    the published one (hollow diamond, where the source gives one).
+
+    ``summary`` rows hold ``label``, ``{metric key: {"mean", "std", "n"}}`` and ``published``
+    (``{metric key: value}``); ``metrics`` are dicts with ``key`` and ``title``.
+    """
+    labels = [row["label"] for row in summary]
+    fig = Figure(figsize=(max(5.0, 0.55 * len(labels) + 2.5) * min(len(metrics), 3),
+                          3.8 * math.ceil(len(metrics) / 3)))
+    axes = fig.subplots(math.ceil(len(metrics) / 3), min(len(metrics), 3), squeeze=False).ravel()
+    for ax, metric in zip(axes, metrics):
+        for i, row in enumerate(summary):
+            stat = row[metric["key"]]
+            if stat["n"]:
+                ax.errorbar(i, stat["mean"], yerr=stat["std"], fmt="o", color="tab:blue",
+                            capsize=3, label="measured" if i == 0 else None)
+            published = row["published"].get(metric["key"])
+            if published is not None:
+                ax.plot(i, published, "D", mfc="none", color="tab:red",
+                        label="published" if not ax.get_legend_handles_labels()[1].count(
+                            "published") else None)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+        ax.set_title(metric["title"], fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+        ax.set_xlim(-0.6, len(labels) - 0.4)
+    for ax in axes[len(metrics):]:
+        ax.axis("off")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
