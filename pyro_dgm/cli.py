@@ -1,4 +1,4 @@
-"""The command line: ``pyro-dgm list | train | evaluate | sample | compare``.
+"""The command line: ``pyro-dgm list | train | runs | evaluate | sample | compare``.
 
 Every run lives in one folder: ``config.json`` (how it was made), ``checkpoint.pt``,
 ``metrics.json`` (training), ``eval.json`` (``evaluate``) and PNG figures. Bad input prints one
@@ -22,10 +22,14 @@ from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.experiment import (
     EVAL,
     Experiment,
+    RUN_COLUMNS,
     check_resume,
     check_writable,
+    config_from_file,
     make_config,
     parse_settings,
+    read_config_file,
+    run_table,
     split_settings,
 )
 from pyro_dgm.infer import OBJECTIVES
@@ -56,11 +60,24 @@ def command_list(args) -> None:
 
 
 def command_train(args) -> None:
+    if args.resume and args.overwrite:
+        raise PyroDGMError("give --resume or --overwrite, not both")
+    if args.resume and args.config:
+        raise PyroDGMError("--resume continues a run from its own config.json; --config starts "
+                           "a new one")
+    if args.config:
+        config = config_from_file(
+            read_config_file(args.config), parse_settings(args.set), model=args.model,
+            dataset=args.dataset, objective=args.objective, epochs=args.epochs,
+            seconds=args.seconds, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+            device=args.device, data_dir=args.data_dir)
+        args.model, args.dataset = config["model"], config["dataset"]
+    elif args.model is None:
+        raise PyroDGMError("name a model (pyro-dgm train MODEL; pyro-dgm list shows them) or "
+                           "give --config FILE")
     dataset = args.dataset or "bars"
     out = Path(args.out or f"runs/{args.model}-{dataset}")
     if args.resume:
-        if args.overwrite:
-            raise PyroDGMError("give --resume or --overwrite, not both")
         experiment = Experiment.from_run(out)
         given = {"model": args.model, "dataset": args.dataset, "objective": args.objective,
                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
@@ -70,13 +87,14 @@ def command_train(args) -> None:
             given.update(split_settings(entry, experiment.config["dataset"],
                                         experiment.config["objective"], parse_settings(args.set)))
         experiment.config = check_resume(experiment.config, given, out)
-    else:
+    elif not args.config:
         config = make_config(args.model, dataset=dataset, objective=args.objective,
                              epochs=args.epochs, seconds=args.seconds,
                              batch_size=args.batch_size, lr=args.lr,
                              seed=0 if args.seed is None else args.seed,
                              device=args.device or "cpu", data_dir=args.data_dir,
                              settings=parse_settings(args.set))
+    if not args.resume:
         experiment = Experiment(config, out=out)
     _interrupted_note[0] = lambda: _kept(experiment)
     metrics = experiment.run(resume=args.resume, overwrite=args.overwrite,
@@ -85,12 +103,47 @@ def command_train(args) -> None:
         print(f"test ELBO {metrics['test_elbo']:.3f} nats per example")
 
 
+def command_runs(args) -> None:
+    """One table of the run folders under the given folders, sorted, optionally as CSV."""
+    rows = run_table(args.folders)
+    if not rows:
+        raise PyroDGMError(f"no run folders (with a config.json) under {', '.join(args.folders)}")
+    if args.sort not in RUN_COLUMNS:
+        raise PyroDGMError(f"cannot sort by {args.sort!r}; columns are: {', '.join(RUN_COLUMNS)}")
+    known = [row for row in rows if row[args.sort] is not None]
+    rows = (sorted(known, key=lambda row: row[args.sort], reverse=args.descending)
+            + [row for row in rows if row[args.sort] is None])  # runs without the value last
+    if args.csv:
+        import csv
+
+        target = Path(args.csv)
+        check_writable(target.parent)
+        with open(target, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=RUN_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    cells = [[_cell(row[column]) for column in RUN_COLUMNS] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells))
+              for i, column in enumerate(RUN_COLUMNS)]
+    print("  ".join(column.ljust(width) for column, width in zip(RUN_COLUMNS, widths)))
+    for line in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)))
+    if args.csv:
+        print(f"wrote {args.csv}")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _kept(experiment: Experiment) -> str:
     """What an interrupted training left on disk, in words."""
     trainer = experiment.trainer
-    if trainer is None or trainer.checkpoint is None or not trainer.checkpoint.exists():
+    if trainer is None or trainer.saved_epochs is None:
         return "no checkpoint was written, nothing was kept"
-    epochs = len(trainer.history)
+    epochs = trainer.saved_epochs
     return (f"the checkpoint of epoch {epochs} is kept in {experiment.out}; continue with "
             f"pyro-dgm train {experiment.config['model']} --out {experiment.out} --resume")
 
@@ -98,7 +151,8 @@ def _kept(experiment: Experiment) -> str:
 def command_evaluate(args) -> None:
     experiment = Experiment.from_run(args.run_dir, args.device)
     _interrupted_note[0] = lambda: f"{Path(args.run_dir) / EVAL} was not written"
-    metrics = experiment.evaluate(iwae_samples=args.iwae_samples, knn=args.knn)
+    metrics = experiment.evaluate(iwae_samples=args.iwae_samples, knn=args.knn,
+                                  progress=not args.quiet)
     print(json.dumps(metrics, indent=2))
 
 
@@ -174,7 +228,10 @@ def make_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="models, objectives and data sets")
 
     train = commands.add_parser("train", help="train a zoo model; writes a run folder")
-    train.add_argument("model")
+    train.add_argument("model", nargs="?", help="a zoo model (or the config file's)")
+    train.add_argument("--config", metavar="FILE",
+                       help="a .json/.toml/.yaml run description with the keys of config.json "
+                            "(a run folder's config.json is one); flags override it")
     train.add_argument("--dataset", help="default: bars")
     train.add_argument("--objective", help="default: the model's default objective")
     train.add_argument("--epochs", type=int, help="total epochs (default: the model's)")
@@ -198,11 +255,18 @@ def make_parser() -> argparse.ArgumentParser:
                        help="importance samples for the test ELBO in metrics.json")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    runs = commands.add_parser("runs", help="one table of the run folders under DIR...")
+    runs.add_argument("folders", nargs="+", metavar="DIR")
+    runs.add_argument("--sort", default="run", help="column to sort by (default: run)")
+    runs.add_argument("--descending", action="store_true")
+    runs.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+
     evaluate_ = commands.add_parser("evaluate", help="held-out metrics; writes DIR/eval.json")
     evaluate_.add_argument("run_dir")
     evaluate_.add_argument("--iwae-samples", type=int, default=1000)
     evaluate_.add_argument("--knn", action="store_true", help="kNN error on the codes")
     evaluate_.add_argument("--device", choices=["cpu", "cuda"])
+    evaluate_.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sample = commands.add_parser("sample", help="draw samples from a trained model")
     sample.add_argument("run_dir")
@@ -248,7 +312,7 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"list": command_list, "train": command_train, "evaluate": command_evaluate,
+COMMANDS = {"list": command_list, "train": command_train, "runs": command_runs, "evaluate": command_evaluate,
             "sample": command_sample, "compare": command_compare}
 
 
@@ -261,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         threads = getattr(args, "threads", None)
         if threads is not None and threads < 1:
             raise PyroDGMError(f"--threads must be a positive whole number, got {threads}")
-        if args.command != "list":
+        if args.command not in ("list", "runs"):
             torch.set_num_threads(threads or default_threads())
         COMMANDS[args.command](args)
     except PyroDGMError as error:
