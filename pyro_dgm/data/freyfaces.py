@@ -1,4 +1,4 @@
-"""Frey faces: 1,965 grey images of one man's face, 28 rows x 20 columns, continuous data.
+"""Frey faces: 1,965 grey 28x20 images of one man's face, 1,765/200; continuous, Gaussian.
 
 The file this loader reads is ``freyfaces/freyfaces.npy`` (or ``freyfaces.npy``) in a data
 folder: a uint8 array of shape (1965, 560), each row one image flattened row by row. The

@@ -1,4 +1,7 @@
-"""MNIST digits read from the official IDX files, with a protocol for machines without the training set.
+"""MNIST 28x28 digits, grey levels scored as Bernoulli; protocols full, offline, binarized (static).
+
+The digits are read from the official IDX files, with a protocol for machines without the
+training set.
 
 Files are looked for in each data folder as ``MNIST/raw/<name>`` (where torchvision puts
 them), ``mnist/<name>`` and ``<name>``, each gzip-compressed (``.gz``) or not.
