@@ -25,6 +25,7 @@ from pyro_dgm.data import binarized_mnist, caltech_silhouettes, fashion_mnist, f
 from pyro_dgm.data import freyfaces, omniglot, svhn
 from pyro_dgm.data.files import PublishedFile, file_digest, obtain, read_mat
 from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.experiment import load_run
 
 RNG = np.random.default_rng(0)
 
@@ -329,6 +330,22 @@ def test_a_download_is_verified_then_moved_into_the_data_folder(tmp_path, monkey
         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
 
+def test_a_file_published_at_an_address_is_downloaded_with_torchvision(tmp_path, monkeypatch):
+    import torchvision.datasets.utils
+
+    stand_in = write_amat(tmp_path / "published.amat", RNG.integers(0, 2, (2, 784)))
+    publish(monkeypatch, binarized_mnist.FILES, "test", stand_in)
+    addresses = []
+
+    def fake_download_url(url, root, filename=None, md5=None):
+        addresses.append(url)
+        (Path(root) / filename).write_bytes(stand_in.read_bytes())
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", fake_download_url)
+    data = load_dataset("mnist", "test", data_dir=tmp_path / "data", protocol="binarized")
+    assert data.n == 2 and addresses == [binarized_mnist.FILES["test"].url]
+    assert (tmp_path / "data" / "binarized_mnist" / "binarized_mnist_test.amat").is_file()
+
+
 def test_a_corrupt_download_is_refused_and_leaves_nothing(tmp_path, monkeypatch):
     published = PublishedFile("f.bin", "http://example.invalid/f.bin", "f", "0" * 64)
 
@@ -570,9 +587,17 @@ def test_train_a_vae_on_your_own_file_from_the_command_line(tmp_path):
     np.save(tmp_path / "x.npy", RNG.random((40, 3, 4, 4)).astype(np.float32))
     out = tmp_path / "run"
     status = main(["train", "vae", "--dataset", f"tensors:{tmp_path / 'x.npy'}", "--epochs", "1",
-                   "--set", "hidden=8", "--set", "z_dim=2", "--set", "colour=grey",
-                   "--out", str(out), "--quiet"])
+                   "--set", "hidden=8", "--set", "z_dim=2", "--out", str(out), "--quiet"])
     assert status == 0 and (out / "metrics.json").is_file()
+    grey = tmp_path / "grey"
+    assert main(["train", "vae", "--dataset", f"tensors:{tmp_path / 'x.npy'}", "--epochs", "0",
+                 "--set", "colour=grey", "--out", str(grey), "--quiet"]) == 0
+    # the runs reload from config.json, the colour one with 3 x 16 values per image
+    colour_run, grey_run = load_run(out), load_run(grey)
+    assert (colour_run.train.dim, colour_run.train.image_shape) == (48, (12, 4))
+    assert (grey_run.train.dim, grey_run.test.n) == (16, 4)
+    codes = colour_run.guide.encode(colour_run.test.x)
+    assert codes.shape[0] == colour_run.test.n and bool(torch.isfinite(codes).all())
 
 
 @pytest.mark.parametrize("argv_tail, words", [

@@ -116,7 +116,7 @@ def download(published: PublishedFile, data_dir, fetch: Callable[[Path], None]) 
         searched = ", ".join(str(folder) for folder in resolve_data_dirs(data_dir))
         raise PyroDGMError(
             f"the data file {published.name} is missing from {searched} and downloading it "
-            f"failed ({type(error).__name__}: {_first_line(error)}); download it from "
+            f"failed ({type(error).__name__}: {first_line(error)}); download it from "
             f"{published.url} and put it at {target}.") from None
     return target
 
@@ -130,7 +130,8 @@ def _fetch_url(published: PublishedFile) -> Callable[[Path], None]:
     return fetch
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
+    """The first line of an exception's message (for one-sentence errors)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else "no message"
 
@@ -150,7 +151,7 @@ def read_mat(path, keys: tuple[str, ...]) -> dict:
         content = scipy.io.loadmat(str(path))
     except Exception as error:  # scipy raises ValueError, TypeError, OSError... on bad files
         raise PyroDGMError(f"could not read {path} as a MATLAB file ({type(error).__name__}: "
-                           f"{_first_line(error)}); it is corrupt or truncated, download it "
+                           f"{first_line(error)}); it is corrupt or truncated, download it "
                            f"again.") from None
     missing = [key for key in keys if key not in content]
     if missing:

@@ -45,7 +45,8 @@ def as_channels(images: torch.Tensor, colour: str) -> torch.Tensor:
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise PyroDGMError(
             f"images must have shape (N, rows, columns) or (N, channels, rows, columns) with 1 "
-            f"or 3 channels, got {tuple(images.shape)}.")
+            f"or 3 channels, got {tuple(images.shape)} (move the channels of an array "
+            f"(N, rows, columns, channels) first with x.transpose(0, 3, 1, 2)).")
     if colour == "grey" and images.shape[1] == 3:
         from torchvision.transforms.functional import rgb_to_grayscale
 

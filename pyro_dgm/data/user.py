@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from pyro_dgm.data.core import SPLITS, Dataset, check_binarize, check_choice
+from pyro_dgm.data.files import first_line
 from pyro_dgm.data.images import images_to_dataset, vectors_to_dataset
 from pyro_dgm.errors import PyroDGMError
 
@@ -82,9 +83,9 @@ def read_arrays(path: Path) -> dict[str, np.ndarray | torch.Tensor]:
             content = dict(content) if isinstance(content, np.lib.npyio.NpzFile) else content
     except Exception as error:  # a truncated file, a pickle, another format
         raise PyroDGMError(f"could not read {path} ({type(error).__name__}: "
-                           f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}); "
-                           f"it must hold plain arrays saved with numpy.save, numpy.savez or "
-                           f"torch.save, without pickled objects.") from None
+                           f"{first_line(error)}); it must hold plain arrays saved with "
+                           f"numpy.save, numpy.savez or torch.save, without pickled objects."
+                           ) from None
     if isinstance(content, (np.ndarray, torch.Tensor)):
         return {"x": content}
     if isinstance(content, dict):
