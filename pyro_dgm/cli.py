@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from pyro_dgm import plots
-from pyro_dgm.data import available_datasets, dataset_options
+from pyro_dgm.data import available_datasets, dataset_description, dataset_options, model_takes
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.experiment import (
     EVAL,
@@ -47,7 +47,7 @@ def command_list(args) -> None:
         print(f"  {entry.name:<{width}}{entry.description}")
         print(f"  {'':<{width}}guide {entry.guide.split('.')[-1]}; objectives "
               f"{', '.join(entry.objectives)} (default {entry.objective}); data "
-              f"{', '.join(entry.datasets)}")
+              f"{', '.join(n for n in available_datasets() if model_takes(entry.datasets, n))}")
         hyper = ", ".join(f"{key}={json.dumps(value)}" for key, value in entry.defaults.items())
         print(f"  {'':<{width}}hyper-parameters: {hyper}")
     print("objectives:")
@@ -56,7 +56,8 @@ def command_list(args) -> None:
         print(f"  {spec.name:<{width}}{spec.description}" + (f" [{options}]" if options else ""))
     print("data sets:")
     for name in available_datasets():
-        print(f"  {name:<{width}}options: {', '.join(['binarize', *dataset_options(name)])}")
+        print(f"  {name:<{width}}{dataset_description(name)}")
+        print(f"  {'':<{width}}options: {', '.join(['binarize', *dataset_options(name)])}")
 
 
 def command_train(args) -> None:

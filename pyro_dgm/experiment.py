@@ -35,7 +35,7 @@ from typing import Any
 import pyro
 import torch
 
-from pyro_dgm.data import Dataset, available_datasets, dataset_options, load_dataset
+from pyro_dgm.data import Dataset, dataset_options, load_dataset, model_takes
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import Trainer, get_objective, load_checkpoint
 from pyro_dgm.infer.estimators import progress_bars
@@ -72,10 +72,7 @@ def parse_settings(pairs: list[str]) -> dict:
 
 def check_dataset(entry: ZooEntry, dataset: str) -> None:
     """Refuse a data set that does not exist or that the model is not set up for."""
-    if dataset not in available_datasets():
-        raise PyroDGMError(f"unknown data set {dataset!r}; expected one of "
-                           f"{', '.join(available_datasets())}")
-    if dataset not in entry.datasets:
+    if not model_takes(entry.datasets, dataset):  # an unknown name is refused here too
         raise PyroDGMError(f"model {entry.name!r} is not set up for data set {dataset!r}; "
                            f"it takes {', '.join(entry.datasets)}")
 
