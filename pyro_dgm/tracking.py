@@ -49,6 +49,8 @@ class Tracker:
     @classmethod
     def check_installed(cls) -> None:
         """Refuse, in one sentence naming the install command, a tracker whose package is missing."""
+        if not cls.requires:
+            return
         try:
             importlib.import_module(cls.requires)
         except ImportError:
@@ -70,8 +72,9 @@ class Tracker:
         """The image file ``path`` (a PNG figure) under ``name``."""
         raise NotImplementedError
 
-    def close(self) -> None:
-        """Write out what is buffered and release the tracker."""
+    def close(self, failed: bool = False) -> None:
+        """Write out what is buffered and release the tracker; ``failed``: the run stopped on
+        an error or an interruption."""
         raise NotImplementedError
 
 
@@ -105,11 +108,12 @@ class TensorBoardTracker(Tracker):
             self.writer.add_scalar(name, value, global_step=step)
 
     def log_image(self, name: str, path: Path) -> None:
-        from torchvision.io import ImageReadMode, read_image
+        from matplotlib.image import imread
 
-        self.writer.add_image(name, read_image(str(path), mode=ImageReadMode.RGB))
+        pixels = imread(path)  # height x width x RGB(A)
+        self.writer.add_image(name, pixels[..., :3], dataformats="HWC")
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         self.writer.close()
 
 
@@ -163,9 +167,9 @@ class MLflowTracker(Tracker):
     def log_image(self, name: str, path: Path) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path="figures")
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         self._send()
-        self.client.set_terminated(self.run_id)
+        self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
 
 
 def flatten(values: dict, prefix: str = "") -> dict:
@@ -230,11 +234,12 @@ def remove_tracker_outputs(out: Path) -> None:
 @contextlib.contextmanager
 def open_trackers(names, out: Path):
     """The trackers ``names`` opened on the run folder ``out``, as one :class:`TrackerGroup`;
-    each is closed on the way out, whatever happened inside."""
+    each is closed on the way out, told whether an exception (an error, Ctrl-C) ended the run."""
     with contextlib.ExitStack() as stack:
         opened = []
         for name in names:
             tracker = TRACKERS[name](out)
-            stack.callback(tracker.close)
+            stack.push(lambda kind, error, traceback, tracker=tracker:
+                       tracker.close(failed=kind is not None))
             opened.append(tracker)
         yield TrackerGroup(opened)
