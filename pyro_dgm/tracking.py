@@ -231,6 +231,16 @@ def remove_tracker_outputs(out: Path) -> None:
                 path.unlink(missing_ok=True)
 
 
+def start(name: str, out: Path) -> Tracker:
+    """The tracker ``name`` on the run folder ``out``, or one sentence saying why it cannot start
+    (e.g. a ``$MLFLOW_TRACKING_URI`` that MLflow cannot use)."""
+    try:
+        return TRACKERS[name](out)
+    except Exception as error:  # each tracking library raises its own types
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PyroDGMError(f"could not start logging to {name}: {reason}") from None
+
+
 @contextlib.contextmanager
 def open_trackers(names, out: Path):
     """The trackers ``names`` opened on the run folder ``out``, as one :class:`TrackerGroup`;
@@ -238,7 +248,7 @@ def open_trackers(names, out: Path):
     with contextlib.ExitStack() as stack:
         opened = []
         for name in names:
-            tracker = TRACKERS[name](out)
+            tracker = start(name, out)
             stack.push(lambda kind, error, traceback, tracker=tracker:
                        tracker.close(failed=kind is not None))
             opened.append(tracker)

@@ -31,6 +31,15 @@ def read(folder: Path, name: str) -> dict:
     return json.loads((folder / name).read_text())
 
 
+def single_error_line(capsys, status: int) -> str:
+    """Status 2 and exactly one line, ``error: ...``, on stderr; return it."""
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("error: "), captured
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
 def tensorboard_events(out: Path):
     """The run's TensorBoard events, every one of them kept."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -132,15 +141,15 @@ def test_mlflow_holds_the_config_and_the_figures(mlflow_run):
     assert json.loads(local.read_text()) == config
 
 
+def test_an_mlflow_store_that_cannot_be_used_is_one_sentence(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("mlflow", reason="MLflow is not installed: pip install 'pyro-dgm[mlflow]'")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "bogus://nowhere")
+    line = single_error_line(capsys, train(tmp_path / "run", "--epochs", "1", "--log", "mlflow"))
+    assert "could not start logging to mlflow" in line and "bogus://nowhere" in line
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
 # -- choosing trackers --------------------------------------------------------------------
-def single_error_line(capsys, status: int) -> str:
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert status == 2 and len(lines) == 1 and lines[0].startswith("error: "), captured
-    assert "Traceback" not in captured.err
-    return lines[0]
-
-
 @pytest.mark.parametrize("name", ["tensorboard", "mlflow"])
 def test_a_missing_extra_is_one_sentence_before_anything_is_written(name, tmp_path, capsys,
                                                                     monkeypatch):
