@@ -78,8 +78,9 @@ def command_train(args) -> None:
                            "give --config FILE")
     dataset = args.dataset or "bars"
     out = Path(args.out or f"runs/{args.model}-{dataset}")
+    trackers = [name for value in args.log for name in value.split(",") if name]
     if args.resume:
-        experiment = Experiment.from_run(out)
+        experiment = Experiment.from_run(out, trackers=trackers)
         given = {"model": args.model, "dataset": args.dataset, "objective": args.objective,
                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "epochs": args.epochs, "seconds": args.seconds, "device": args.device}
@@ -96,7 +97,7 @@ def command_train(args) -> None:
                              device=args.device or "cpu", data_dir=args.data_dir,
                              settings=parse_settings(args.set))
     if not args.resume:
-        experiment = Experiment(config, out=out)
+        experiment = Experiment(config, out=out, trackers=trackers)
     _interrupted_note[0] = lambda: _kept(experiment)
     metrics = experiment.run(resume=args.resume, overwrite=args.overwrite,
                              eval_samples=args.eval_samples, progress=not args.quiet, log=print)
@@ -283,6 +284,9 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-samples", type=int, default=100,
                        help="importance samples for the test ELBO in metrics.json")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--log", action="append", default=[], metavar="TRACKER",
+                       help="also log the run to tensorboard and/or mlflow (repeatable or "
+                            "comma-separated; may change on --resume)")
 
     reproduce = commands.add_parser("reproduce", help="run a published comparison as data; "
                                                       "writes DIR/study.{md,csv,json,png}")

@@ -41,6 +41,13 @@ from pyro_dgm.infer import Trainer, get_objective, load_checkpoint
 from pyro_dgm.infer.estimators import progress_bars
 from pyro_dgm.infer.objectives import check_objective_options
 from pyro_dgm.infer.trainer import resolve_device
+from pyro_dgm.tracking import (
+    TrackerGroup,
+    check_trackers,
+    metric_scalars,
+    open_trackers,
+    remove_tracker_outputs,
+)
 from pyro_dgm.zoo import ZooEntry, get_entry
 
 CONFIG, METRICS, EVAL, CHECKPOINT = "config.json", "metrics.json", "eval.json", "checkpoint.pt"
@@ -352,25 +359,32 @@ class Experiment:
 
     ``config`` holds the keys of ``config.json`` (see :func:`make_config`); ``out`` is the run
     folder (``None``: nothing is written). ``data`` gives an already loaded ``(train, test)``
-    pair, e.g. the one draw shared by every run of a comparison.
+    pair, e.g. the one draw shared by every run of a comparison. ``trackers`` names where
+    :meth:`run` mirrors the run besides its folder (``"tensorboard"``, ``"mlflow"``: see
+    :mod:`pyro_dgm.tracking`); they are not part of the configuration.
     """
 
     def __init__(self, config: dict, out: str | Path | None = None,
-                 data: tuple[Dataset, Dataset] | None = None):
+                 data: tuple[Dataset, Dataset] | None = None, trackers=()):
         self.config = config
         self.entry = get_entry(config["model"])
         self.out = Path(out) if out is not None else None
+        self.trackers = check_trackers(trackers)
+        if self.trackers and self.out is None:
+            raise PyroDGMError("tracking a run needs its run folder (out)")
+        self.tracker = TrackerGroup()  # the open trackers while run() runs
         self._data = data
         self.model = self.guide = self.trainer = None
         self.history: list[dict] = []
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str | None = None) -> "Experiment":
+    def from_run(cls, run_dir: str | Path, device: str | None = None,
+                 trackers=()) -> "Experiment":
         """The experiment of a run folder (its model and guide not built yet)."""
         config = read_config(Path(run_dir))
         if device is not None:
             config["device"] = device
-        return cls(config, out=run_dir)
+        return cls(config, out=run_dir, trackers=trackers)
 
     # -- the parts ------------------------------------------------------------------------
     @property
@@ -409,6 +423,10 @@ class Experiment:
                                seed=self.config["seed"], device=self.config["device"],
                                objective_options=self.config["objective_options"],
                                checkpoint=checkpoint, progress=progress)
+        self.trainer.on_step.append(lambda trainer, loss: self.tracker.log_scalars(
+            {"train/step_loss": loss}, trainer.steps))
+        self.trainer.on_epoch.append(lambda trainer, entry: self.tracker.log_scalars(
+            {"train/loss": entry["loss"]}, entry["epoch"]))
         return self.trainer
 
     # -- training -------------------------------------------------------------------------
@@ -452,7 +470,8 @@ class Experiment:
         A folder that already holds a run is refused unless ``resume`` (continue it from its
         checkpoint) or ``overwrite`` (start it anew); a folder another process trains into is
         refused. ``log`` (e.g. ``print``) is told when training ends and where results go;
-        ``figures=False`` skips the figures (a study's smoke runs).
+        ``figures=False`` skips the figures (a study's smoke runs). The trackers are opened
+        here and closed when the run ends, however it ends.
         """
         if self.out is None:
             return self._train_and_report(resume, eval_samples, progress, log, figures)
@@ -466,10 +485,22 @@ class Experiment:
             if overwrite and not resume:
                 for name in RUN_FILES:
                     (self.out / name).unlink(missing_ok=True)
-            return self._train_and_report(resume, eval_samples, progress, log, figures)
+                remove_tracker_outputs(self.out)
+            with self._tracking():
+                return self._train_and_report(resume, eval_samples, progress, log, figures)
+
+    @contextlib.contextmanager
+    def _tracking(self):
+        """``self.tracker``: the trackers open on the run folder, for one run."""
+        try:
+            with open_trackers(self.trackers, self.out) as self.tracker:
+                yield
+        finally:
+            self.tracker = TrackerGroup()
 
     def _train_and_report(self, resume, eval_samples, progress, log, figures=True) -> dict:
         started = time.perf_counter()
+        self.tracker.log_config(self.config)
         self.train(resume=resume, progress=progress)
         if log is not None:
             epochs = len(self.history)
@@ -477,10 +508,13 @@ class Experiment:
                 f"epoch{'s' if epochs != 1 else ''} ({time.perf_counter() - started:.1f} s); "
                 f"writing metrics and figures to {self.out}")
         metrics = self.metrics(eval_samples)
+        self.tracker.log_scalars(metric_scalars(metrics), len(self.history))
         if self.out is not None:
             write_json(metrics, self.out / METRICS)
             if figures:
                 self.figures()
+            for figure in sorted(self.out.glob("*.png")):
+                self.tracker.log_image(figure.stem, figure)
         return metrics
 
     # -- a trained run --------------------------------------------------------------------

@@ -165,6 +165,11 @@ class Trainer:
     (10^6) times the scale of the run's first losses, stops training with
     :class:`TrainingDiverged`, leaving the last good checkpoint on disk.
 
+    ``trainer.on_step`` and ``trainer.on_epoch`` are lists of callbacks that ``fit`` calls as
+    ``hook(trainer, loss)`` after every step (its finite loss per example) and as
+    ``hook(trainer, entry)`` after every completed epoch (its history entry, checkpoint saved),
+    e.g. to mirror the run to an experiment tracker.
+
     Creating a Trainer clears Pyro's global param store and seeds Pyro's random state, so that
     each run starts from its own parameters and ``seed`` alone.
     """
@@ -198,6 +203,8 @@ class Trainer:
         self.batch_size, self.seed, self.progress = batch_size, seed, progress
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.history: list[dict] = []
+        self.on_step: list[Callable[[Trainer, float], None]] = []
+        self.on_epoch: list[Callable[[Trainer, dict], None]] = []
         self.steps, self.examples, self.train_seconds = 0, 0, 0.0
         self.optimizer: torch.optim.Optimizer | None = None  # built by the first step
         self._prepared = False
@@ -313,8 +320,12 @@ class Trainer:
             self._epoch["loss"] += loss * size
             self._epoch["examples"] += size
             self._epoch["seconds"] = self.train_seconds - self._epoch["started_at"]
+            for hook in self.on_step:
+                hook(self, loss)
             if self._next_batch is None:
                 self._end_epoch()
+                for hook in self.on_epoch:
+                    hook(self, self.history[-1])
                 bar.update(1)
                 bar.set_postfix(loss=f"{self.history[-1]['loss']:.3f}")
         bar.close()
