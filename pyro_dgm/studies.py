@@ -305,15 +305,21 @@ register(Study(
     source="seed 000 (Nalisnick & Smyth 2017, Table: full MNIST NLL and kNN error, k = 3/5/10)",
     protocol=OFFLINE_MNIST + ", grey levels with the Bernoulli cross-entropy, lr 1e-3, batch "
              "100, same architecture (500 hidden units, 50 latent dimensions / sticks)",
-    runs=(StudyRun("vae", "vae", "elbo"), StudyRun("sbvae", "sbvae", "meanfield")),
+    runs=(StudyRun("vae", "vae", "elbo"), StudyRun("sbvae", "sbvae", "meanfield"),
+          StudyRun("sbvae, paper's KL series", "sbvae", "meanfield",
+                   settings={"kl_terms": 10})),
     metrics=(NEG_ELBO, NLL, *KNN, ACTIVE_DIMS),
     budgets={"smoke": SMOKE, "cpu": Budget(epochs=60, iwae_samples=5000),
              "paper": Budget(epochs=1000, iwae_samples=5000, settings={"protocol": "full"})},
     published={"vae": {"nll": 96.80, "knn_3": 28.4, "knn_5": 20.96, "knn_10": 15.33},
-               "sbvae": {"nll": 98.01, "knn_3": 9.34, "knn_5": 8.65, "knn_10": 8.90}},
+               "sbvae": {"nll": 98.01, "knn_3": 9.34, "knn_5": 8.65, "knn_10": 8.90},
+               "sbvae, paper's KL series": {"nll": 98.01, "knn_3": 9.34, "knn_5": 8.65,
+                                            "knn_10": 8.90}},
     knn=True, lr=1e-3,
-    note="The published numbers are on full MNIST (50,000 training digits, early stopping); "
-         "`--set kl_terms=10` is not a study setting: the SB-VAE uses the exact KL."))
+    note="The published numbers are on full MNIST (50,000 training digits, early stopping). "
+         "The third run uses the paper's 10-term Taylor series for KL(Kumaraswamy || Beta), "
+         "which understates the KL, so its -ELBO is not a true bound; its NLL (IWAE) does not "
+         "use the KL and is comparable."))
 
 register(Study(
     name="mixture-priors",
