@@ -77,7 +77,7 @@ def command_train(args) -> None:
         raise PyroDGMError("name a model (pyro-dgm train MODEL; pyro-dgm list shows them) or "
                            "give --config FILE")
     dataset = args.dataset or "bars"
-    out = Path(args.out or f"runs/{args.model}-{dataset}")
+    out = Path(args.out or f"runs/{args.model}-{dataset.partition(':')[0]}")
     trackers = [name for value in args.log for name in value.split(",") if name]
     if args.resume:
         experiment = Experiment.from_run(out, trackers=trackers)

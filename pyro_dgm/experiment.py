@@ -36,6 +36,7 @@ import pyro
 import torch
 
 from pyro_dgm.data import Dataset, dataset_options, load_dataset, model_takes
+from pyro_dgm.data.registry import parse_dataset_name
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import Trainer, get_objective, load_checkpoint
 from pyro_dgm.infer.estimators import progress_bars
@@ -164,6 +165,9 @@ def make_config(model: str, *, dataset: str = "bars", objective: str | None = No
     objective = objective or entry.objective
     check_objective(entry, objective)
     check_dataset(entry, dataset)
+    registered, path = parse_dataset_name(dataset)
+    if path is not None:  # the user's own files: a run folder must find them from anywhere
+        dataset = f"{registered}:{Path(path).expanduser().resolve()}"
     routed = split_settings(entry, dataset, objective, settings or {})
     training = entry.training
     return validate_config({

@@ -8,6 +8,7 @@ would offline, or copies a stand-in file, and the attempts are recorded.
 """
 
 import dataclasses
+import json
 import gzip
 import hashlib
 import struct
@@ -614,3 +615,17 @@ def test_bad_data_on_the_command_line_exit_2_with_one_line(tmp_path, capsys, arg
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0]
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_run_on_relative_user_files_is_found_again_from_another_folder(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    np.save(work / "mine.npy", (np.random.default_rng(0).random((120, 16)) > 0.5).astype("f4"))
+    monkeypatch.chdir(work)
+    assert main(["train", "vae", "--dataset", "tensors:mine.npy", "--epochs", "1", "--quiet",
+                 "--threads", "1", "--set", "hidden=8", "--set", "z_dim=2"]) == 0
+    run = work / "runs" / "vae-tensors"  # the folder is named by the data set, not its path
+    config = json.loads((run / "config.json").read_text())
+    assert config["dataset"] == f"tensors:{work / 'mine.npy'}"
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", str(run), "--iwae-samples", "3", "--quiet"]) == 0
