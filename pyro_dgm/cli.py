@@ -1,4 +1,4 @@
-"""The command line: ``pyro-dgm list | train | evaluate | sample | compare``.
+"""The command line: ``pyro-dgm list | train | runs | evaluate | sample | compare | reproduce``.
 
 Every run lives in one folder: ``config.json`` (how it was made), ``checkpoint.pt``,
 ``metrics.json`` (training), ``eval.json`` (``evaluate``) and PNG figures. Bad input prints one
@@ -17,15 +17,19 @@ from pathlib import Path
 import torch
 
 from pyro_dgm import plots
-from pyro_dgm.data import available_datasets, dataset_options
+from pyro_dgm.data import available_datasets, dataset_description, dataset_options, model_takes
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.experiment import (
     EVAL,
     Experiment,
+    RUN_COLUMNS,
     check_resume,
     check_writable,
+    config_from_file,
     make_config,
     parse_settings,
+    read_config_file,
+    run_table,
     split_settings,
 )
 from pyro_dgm.infer import OBJECTIVES
@@ -43,7 +47,7 @@ def command_list(args) -> None:
         print(f"  {entry.name:<{width}}{entry.description}")
         print(f"  {'':<{width}}guide {entry.guide.split('.')[-1]}; objectives "
               f"{', '.join(entry.objectives)} (default {entry.objective}); data "
-              f"{', '.join(entry.datasets)}")
+              f"{', '.join(n for n in available_datasets() if model_takes(entry.datasets, n))}")
         hyper = ", ".join(f"{key}={json.dumps(value)}" for key, value in entry.defaults.items())
         print(f"  {'':<{width}}hyper-parameters: {hyper}")
     print("objectives:")
@@ -52,16 +56,31 @@ def command_list(args) -> None:
         print(f"  {spec.name:<{width}}{spec.description}" + (f" [{options}]" if options else ""))
     print("data sets:")
     for name in available_datasets():
-        print(f"  {name:<{width}}options: {', '.join(['binarize', *dataset_options(name)])}")
+        print(f"  {name:<{width}}{dataset_description(name)}")
+        print(f"  {'':<{width}}options: {', '.join(['binarize', *dataset_options(name)])}")
 
 
 def command_train(args) -> None:
+    if args.resume and args.overwrite:
+        raise PyroDGMError("give --resume or --overwrite, not both")
+    if args.resume and args.config:
+        raise PyroDGMError("--resume continues a run from its own config.json; --config starts "
+                           "a new one")
+    if args.config:
+        config = config_from_file(
+            read_config_file(args.config), parse_settings(args.set), model=args.model,
+            dataset=args.dataset, objective=args.objective, epochs=args.epochs,
+            seconds=args.seconds, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+            device=args.device, data_dir=args.data_dir)
+        args.model, args.dataset = config["model"], config["dataset"]
+    elif args.model is None:
+        raise PyroDGMError("name a model (pyro-dgm train MODEL; pyro-dgm list shows them) or "
+                           "give --config FILE")
     dataset = args.dataset or "bars"
-    out = Path(args.out or f"runs/{args.model}-{dataset}")
+    out = Path(args.out or f"runs/{args.model}-{dataset.partition(':')[0]}")
+    trackers = [name for value in args.log for name in value.split(",") if name]
     if args.resume:
-        if args.overwrite:
-            raise PyroDGMError("give --resume or --overwrite, not both")
-        experiment = Experiment.from_run(out)
+        experiment = Experiment.from_run(out, trackers=trackers)
         given = {"model": args.model, "dataset": args.dataset, "objective": args.objective,
                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "epochs": args.epochs, "seconds": args.seconds, "device": args.device}
@@ -70,14 +89,15 @@ def command_train(args) -> None:
             given.update(split_settings(entry, experiment.config["dataset"],
                                         experiment.config["objective"], parse_settings(args.set)))
         experiment.config = check_resume(experiment.config, given, out)
-    else:
+    elif not args.config:
         config = make_config(args.model, dataset=dataset, objective=args.objective,
                              epochs=args.epochs, seconds=args.seconds,
                              batch_size=args.batch_size, lr=args.lr,
                              seed=0 if args.seed is None else args.seed,
                              device=args.device or "cpu", data_dir=args.data_dir,
                              settings=parse_settings(args.set))
-        experiment = Experiment(config, out=out)
+    if not args.resume:
+        experiment = Experiment(config, out=out, trackers=trackers)
     _interrupted_note[0] = lambda: _kept(experiment)
     metrics = experiment.run(resume=args.resume, overwrite=args.overwrite,
                              eval_samples=args.eval_samples, progress=not args.quiet, log=print)
@@ -85,12 +105,75 @@ def command_train(args) -> None:
         print(f"test ELBO {metrics['test_elbo']:.3f} nats per example")
 
 
+def command_runs(args) -> None:
+    """One table of the run folders under the given folders, sorted, optionally as CSV."""
+    rows = run_table(args.folders)
+    if not rows:
+        raise PyroDGMError(f"no run folders (with a config.json) under {', '.join(args.folders)}")
+    if args.sort not in RUN_COLUMNS:
+        raise PyroDGMError(f"cannot sort by {args.sort!r}; columns are: {', '.join(RUN_COLUMNS)}")
+    known = [row for row in rows if row[args.sort] is not None]
+    rows = (sorted(known, key=lambda row: row[args.sort], reverse=args.descending)
+            + [row for row in rows if row[args.sort] is None])  # runs without the value last
+    if args.csv:
+        import csv
+
+        target = Path(args.csv)
+        check_writable(target.parent)
+        with open(target, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=RUN_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    cells = [[_cell(row[column]) for column in RUN_COLUMNS] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells))
+              for i, column in enumerate(RUN_COLUMNS)]
+    print("  ".join(column.ljust(width) for column, width in zip(RUN_COLUMNS, widths)))
+    for line in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)))
+    if args.csv:
+        print(f"wrote {args.csv}")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def command_reproduce(args) -> None:
+    """Run a reproduction study (``--list`` names them)."""
+    from pyro_dgm.compare import parse_seeds
+    from pyro_dgm.studies import STUDIES, get_study, reproduce
+
+    if args.list or args.study is None:
+        if args.study is None and not args.list:
+            raise PyroDGMError("name a study (pyro-dgm reproduce --list shows them)")
+        width = max(len(name) for name in STUDIES) + 2
+        for study in STUDIES.values():
+            print(f"{study.name:<{width}}{study.title} ({len(study.runs)} runs)")
+        return
+    study = get_study(args.study)
+    if args.resume and args.overwrite:
+        raise PyroDGMError("give --resume or --overwrite, not both")
+    out = Path(args.out or f"runs/reproduce-{study.name}-{args.budget}")
+    _interrupted_note[0] = lambda: (f"the finished runs are kept in {out}; continue with "
+                                    f"pyro-dgm reproduce {study.name} --out {out} --resume")
+    result = reproduce(study.name, args.budget, parse_seeds(args.seeds), out=out,
+                       data_dir=args.data_dir, device=args.device, resume=args.resume,
+                       overwrite=args.overwrite, progress=not args.quiet,
+                       log=None if args.quiet else print)
+    from pyro_dgm.studies import to_markdown
+
+    print(to_markdown(result))
+    print(f"wrote study.md, study.csv, study.json and study.png to {out}")
+
+
 def _kept(experiment: Experiment) -> str:
     """What an interrupted training left on disk, in words."""
     trainer = experiment.trainer
-    if trainer is None or trainer.checkpoint is None or not trainer.checkpoint.exists():
+    if trainer is None or trainer.saved_epochs is None:
         return "no checkpoint was written, nothing was kept"
-    epochs = len(trainer.history)
+    epochs = trainer.saved_epochs
     return (f"the checkpoint of epoch {epochs} is kept in {experiment.out}; continue with "
             f"pyro-dgm train {experiment.config['model']} --out {experiment.out} --resume")
 
@@ -98,7 +181,8 @@ def _kept(experiment: Experiment) -> str:
 def command_evaluate(args) -> None:
     experiment = Experiment.from_run(args.run_dir, args.device)
     _interrupted_note[0] = lambda: f"{Path(args.run_dir) / EVAL} was not written"
-    metrics = experiment.evaluate(iwae_samples=args.iwae_samples, knn=args.knn)
+    metrics = experiment.evaluate(iwae_samples=args.iwae_samples, knn=args.knn,
+                                  progress=not args.quiet)
     print(json.dumps(metrics, indent=2))
 
 
@@ -174,7 +258,10 @@ def make_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="models, objectives and data sets")
 
     train = commands.add_parser("train", help="train a zoo model; writes a run folder")
-    train.add_argument("model")
+    train.add_argument("model", nargs="?", help="a zoo model (or the config file's)")
+    train.add_argument("--config", metavar="FILE",
+                       help="a .json/.toml/.yaml run description with the keys of config.json "
+                            "(a run folder's config.json is one); flags override it")
     train.add_argument("--dataset", help="default: bars")
     train.add_argument("--objective", help="default: the model's default objective")
     train.add_argument("--epochs", type=int, help="total epochs (default: the model's)")
@@ -197,12 +284,38 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-samples", type=int, default=100,
                        help="importance samples for the test ELBO in metrics.json")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--log", action="append", default=[], metavar="TRACKER",
+                       help="also log the run to tensorboard and/or mlflow (repeatable or "
+                            "comma-separated; may change on --resume)")
+
+    reproduce = commands.add_parser("reproduce", help="run a published comparison as data; "
+                                                      "writes DIR/study.{md,csv,json,png}")
+    reproduce.add_argument("study", nargs="?")
+    reproduce.add_argument("--list", action="store_true", help="name the studies")
+    reproduce.add_argument("--budget", default="cpu", choices=["smoke", "cpu", "paper"],
+                           help="smoke: seconds; cpu: the README's protocol (default); paper: "
+                                "the papers' training length")
+    reproduce.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    reproduce.add_argument("--out", help="default: runs/reproduce-STUDY-BUDGET")
+    reproduce.add_argument("--data-dir", help="where data files are")
+    reproduce.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    reproduce.add_argument("--resume", action="store_true",
+                           help="keep the finished runs in --out, train the missing ones")
+    reproduce.add_argument("--overwrite", action="store_true")
+    reproduce.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    runs = commands.add_parser("runs", help="one table of the run folders under DIR...")
+    runs.add_argument("folders", nargs="+", metavar="DIR")
+    runs.add_argument("--sort", default="run", help="column to sort by (default: run)")
+    runs.add_argument("--descending", action="store_true")
+    runs.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
 
     evaluate_ = commands.add_parser("evaluate", help="held-out metrics; writes DIR/eval.json")
     evaluate_.add_argument("run_dir")
     evaluate_.add_argument("--iwae-samples", type=int, default=1000)
     evaluate_.add_argument("--knn", action="store_true", help="kNN error on the codes")
     evaluate_.add_argument("--device", choices=["cpu", "cuda"])
+    evaluate_.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sample = commands.add_parser("sample", help="draw samples from a trained model")
     sample.add_argument("run_dir")
@@ -242,13 +355,14 @@ def make_parser() -> argparse.ArgumentParser:
     compare.add_argument("--data-dir", help="where data files are")
     compare.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     compare.add_argument("--quiet", action="store_true", help="no progress lines")
-    for command in (train, evaluate_, sample, compare):
+    for command in (train, evaluate_, sample, compare, reproduce):
         command.add_argument("--threads", type=int, default=None,
                              help="torch threads (default: $OMP_NUM_THREADS, else half the cores)")
     return parser
 
 
-COMMANDS = {"list": command_list, "train": command_train, "evaluate": command_evaluate,
+COMMANDS = {"list": command_list, "train": command_train, "runs": command_runs,
+            "reproduce": command_reproduce, "evaluate": command_evaluate,
             "sample": command_sample, "compare": command_compare}
 
 
@@ -261,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         threads = getattr(args, "threads", None)
         if threads is not None and threads < 1:
             raise PyroDGMError(f"--threads must be a positive whole number, got {threads}")
-        if args.command != "list":
+        if args.command not in ("list", "runs"):
             torch.set_num_threads(threads or default_threads())
         COMMANDS[args.command](args)
     except PyroDGMError as error:

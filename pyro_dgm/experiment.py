@@ -35,11 +35,20 @@ from typing import Any
 import pyro
 import torch
 
-from pyro_dgm.data import Dataset, available_datasets, dataset_options, load_dataset
+from pyro_dgm.data import Dataset, dataset_options, load_dataset, model_takes
+from pyro_dgm.data.registry import parse_dataset_name
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import Trainer, get_objective, load_checkpoint
+from pyro_dgm.infer.estimators import progress_bars
 from pyro_dgm.infer.objectives import check_objective_options
 from pyro_dgm.infer.trainer import resolve_device
+from pyro_dgm.tracking import (
+    TrackerGroup,
+    check_trackers,
+    metric_scalars,
+    open_trackers,
+    remove_tracker_outputs,
+)
 from pyro_dgm.zoo import ZooEntry, get_entry
 
 CONFIG, METRICS, EVAL, CHECKPOINT = "config.json", "metrics.json", "eval.json", "checkpoint.pt"
@@ -71,10 +80,7 @@ def parse_settings(pairs: list[str]) -> dict:
 
 def check_dataset(entry: ZooEntry, dataset: str) -> None:
     """Refuse a data set that does not exist or that the model is not set up for."""
-    if dataset not in available_datasets():
-        raise PyroDGMError(f"unknown data set {dataset!r}; expected one of "
-                           f"{', '.join(available_datasets())}")
-    if dataset not in entry.datasets:
+    if not model_takes(entry.datasets, dataset):  # an unknown name is refused here too
         raise PyroDGMError(f"model {entry.name!r} is not set up for data set {dataset!r}; "
                            f"it takes {', '.join(entry.datasets)}")
 
@@ -159,6 +165,9 @@ def make_config(model: str, *, dataset: str = "bars", objective: str | None = No
     objective = objective or entry.objective
     check_objective(entry, objective)
     check_dataset(entry, dataset)
+    registered, path = parse_dataset_name(dataset)
+    if path is not None:  # the user's own files: a run folder must find them from anywhere
+        dataset = f"{registered}:{Path(path).expanduser().resolve()}"
     routed = split_settings(entry, dataset, objective, settings or {})
     training = entry.training
     return validate_config({
@@ -171,6 +180,84 @@ def make_config(model: str, *, dataset: str = "bars", objective: str | None = No
         "hyper": entry.hyper(routed["hyper"]),
         "objective_options": routed["objective_options"], "data_options": routed["data_options"],
     })
+
+
+# keys a config file may hold: those of config.json (``seconds`` too); the three tables
+# hold hyper-parameters, objective options and data options
+CONFIG_FILE_KEYS = (*CONFIG_KEYS, "seconds")
+SETTING_TABLES = ("hyper", "objective_options", "data_options")
+
+
+def read_config_file(path: str | Path) -> dict:
+    """A run description from a ``.json``, ``.toml`` or ``.yaml`` file whose keys are those of
+    ``config.json`` (so the ``config.json`` of any run folder is one); keys may be left out.
+
+    An unknown key, a file that does not parse, or a table that is not a table is refused in
+    one sentence. For example, ``run.toml``::
+
+        model = "vae"
+        dataset = "mnist"
+        epochs = 60
+        [hyper]
+        z_dim = 20
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PyroDGMError(f"config file {path} does not exist")
+    kind = {".json": "JSON", ".toml": "TOML", ".yaml": "YAML", ".yml": "YAML"}.get(
+        path.suffix.lower())
+    if kind is None:
+        raise PyroDGMError(f"config file {path} must end in .json, .toml, .yaml or .yml")
+    values = _parse_config_text(path.read_text(), kind, path)
+    if not isinstance(values, dict):
+        raise PyroDGMError(f"config file {path} must hold a table of keys, not "
+                           f"{type(values).__name__}")
+    unknown = sorted(set(values) - set(CONFIG_FILE_KEYS))
+    if unknown:
+        raise PyroDGMError(f"config file {path} has unknown key(s) {', '.join(unknown)}; valid "
+                           f"keys are: {', '.join(CONFIG_FILE_KEYS)}")
+    for table in SETTING_TABLES:
+        if not isinstance(values.get(table, {}), dict):
+            raise PyroDGMError(f"config file {path}: {table} must be a table of name = value")
+    return values
+
+
+def _parse_config_text(text: str, kind: str, path: Path) -> Any:
+    if kind == "JSON":
+        parse, errors = json.loads, (ValueError,)
+    elif kind == "TOML":
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            raise PyroDGMError("reading TOML needs Python 3.11 or later; use a .json or .yaml "
+                               "config file") from None
+        parse, errors = tomllib.loads, (ValueError,)
+    else:
+        try:
+            import yaml
+        except ImportError:
+            raise PyroDGMError("reading YAML needs PyYAML: pip install pyyaml") from None
+        parse, errors = yaml.safe_load, (yaml.YAMLError,)
+    try:
+        return parse(text)
+    except errors as error:
+        reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+        raise PyroDGMError(f"config file {path} is not valid {kind} ({reason})") from None
+
+
+def config_from_file(values: dict, settings: dict | None = None, **given) -> dict:
+    """:func:`make_config` from a config file's ``values``, the ``given`` values that are not
+    None (command-line flags) and ``settings`` (``--set``) overriding the file's."""
+    merged = {key: values.get(key) for key in CONFIG_FILE_KEYS if key not in SETTING_TABLES}
+    merged.update({key: value for key, value in given.items() if value is not None})
+    model = merged.pop("model")
+    if model is None:
+        raise PyroDGMError("no model: name one (pyro-dgm train MODEL) or give the config file "
+                           "a model key")
+    file_settings = {key: value for table in SETTING_TABLES
+                     for key, value in values.get(table, {}).items()}
+    arguments = {key: value for key, value in merged.items() if value is not None}
+    return make_config(model, settings={**file_settings, **(settings or {})}, **arguments)
 
 
 def read_json(path: Path) -> dict:
@@ -186,8 +273,12 @@ def read_json(path: Path) -> dict:
 def write_json(data: dict, path: Path) -> None:
     """Write ``data`` atomically: a crash leaves the old file or the new one, never half of one."""
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise PyroDGMError(f"could not write {path} ({error.strerror or error})") from None
 
 
 def read_config(run_dir: Path) -> dict:
@@ -272,25 +363,32 @@ class Experiment:
 
     ``config`` holds the keys of ``config.json`` (see :func:`make_config`); ``out`` is the run
     folder (``None``: nothing is written). ``data`` gives an already loaded ``(train, test)``
-    pair, e.g. the one draw shared by every run of a comparison.
+    pair, e.g. the one draw shared by every run of a comparison. ``trackers`` names where
+    :meth:`run` mirrors the run besides its folder (``"tensorboard"``, ``"mlflow"``: see
+    :mod:`pyro_dgm.tracking`); they are not part of the configuration.
     """
 
     def __init__(self, config: dict, out: str | Path | None = None,
-                 data: tuple[Dataset, Dataset] | None = None):
+                 data: tuple[Dataset, Dataset] | None = None, trackers=()):
         self.config = config
         self.entry = get_entry(config["model"])
         self.out = Path(out) if out is not None else None
+        self.trackers = check_trackers(trackers)
+        if self.trackers and self.out is None:
+            raise PyroDGMError("tracking a run needs its run folder (out)")
+        self.tracker = TrackerGroup()  # the open trackers while run() runs
         self._data = data
         self.model = self.guide = self.trainer = None
         self.history: list[dict] = []
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str | None = None) -> "Experiment":
+    def from_run(cls, run_dir: str | Path, device: str | None = None,
+                 trackers=()) -> "Experiment":
         """The experiment of a run folder (its model and guide not built yet)."""
         config = read_config(Path(run_dir))
         if device is not None:
             config["device"] = device
-        return cls(config, out=run_dir)
+        return cls(config, out=run_dir, trackers=trackers)
 
     # -- the parts ------------------------------------------------------------------------
     @property
@@ -329,6 +427,10 @@ class Experiment:
                                seed=self.config["seed"], device=self.config["device"],
                                objective_options=self.config["objective_options"],
                                checkpoint=checkpoint, progress=progress)
+        self.trainer.on_step.append(lambda trainer, loss: self.tracker.log_scalars(
+            {"train/step_loss": loss}, trainer.steps))
+        self.trainer.on_epoch.append(lambda trainer, entry: self.tracker.log_scalars(
+            {"train/loss": entry["loss"]}, entry["epoch"]))
         return self.trainer
 
     # -- training -------------------------------------------------------------------------
@@ -366,27 +468,43 @@ class Experiment:
         self.entry.figures(self.model, self.guide, train, test, self.history, self._folder())
 
     def run(self, resume: bool = False, overwrite: bool = False, eval_samples: int = 100,
-            progress: bool = False, log=None) -> dict:
+            progress: bool = False, log=None, figures: bool = True) -> dict:
         """Train, then write ``metrics.json`` and the figures; returns the metrics.
 
         A folder that already holds a run is refused unless ``resume`` (continue it from its
         checkpoint) or ``overwrite`` (start it anew); a folder another process trains into is
-        refused. ``log`` (e.g. ``print``) is told when training ends and where results go.
+        refused. ``log`` (e.g. ``print``) is told when training ends and where results go;
+        ``figures=False`` skips the figures (a study's smoke runs). The trackers are opened
+        here and closed when the run ends, however it ends.
         """
         if self.out is None:
-            return self._train_and_report(resume, eval_samples, progress, log)
+            return self._train_and_report(resume, eval_samples, progress, log, figures)
         check_writable(self.out)
         if not resume and not overwrite and holds_a_run(self.out):
             raise PyroDGMError(f"{self.out} already holds a run; continue it with --resume, "
                                f"or start it anew with --overwrite")
         with locked(self.out):
+            for stale in self.out.glob("*.tmp"):  # half-written by a process that was killed
+                stale.unlink()
             if overwrite and not resume:
                 for name in RUN_FILES:
                     (self.out / name).unlink(missing_ok=True)
-            return self._train_and_report(resume, eval_samples, progress, log)
+                remove_tracker_outputs(self.out)
+            with self._tracking():
+                return self._train_and_report(resume, eval_samples, progress, log, figures)
 
-    def _train_and_report(self, resume, eval_samples, progress, log) -> dict:
+    @contextlib.contextmanager
+    def _tracking(self):
+        """``self.tracker``: the trackers open on the run folder, for one run."""
+        try:
+            with open_trackers(self.trackers, self.out) as self.tracker:
+                yield
+        finally:
+            self.tracker = TrackerGroup()
+
+    def _train_and_report(self, resume, eval_samples, progress, log, figures=True) -> dict:
         started = time.perf_counter()
+        self.tracker.log_config(self.config)
         self.train(resume=resume, progress=progress)
         if log is not None:
             epochs = len(self.history)
@@ -394,9 +512,13 @@ class Experiment:
                 f"epoch{'s' if epochs != 1 else ''} ({time.perf_counter() - started:.1f} s); "
                 f"writing metrics and figures to {self.out}")
         metrics = self.metrics(eval_samples)
+        self.tracker.log_scalars(metric_scalars(metrics), len(self.history))
         if self.out is not None:
             write_json(metrics, self.out / METRICS)
-            self.figures()
+            if figures:
+                self.figures()
+            for figure in sorted(self.out.glob("*.png")):
+                self.tracker.log_image(figure.stem, figure)
         return metrics
 
     # -- a trained run --------------------------------------------------------------------
@@ -416,14 +538,20 @@ class Experiment:
         self.history = list(state.get("history", []))
         return model, guide
 
-    def evaluate(self, iwae_samples: int = 1000, knn: bool = False) -> dict:
-        """Held-out metrics of the restored run (``eval.json``); ``knn`` needs labels."""
+    def evaluate(self, iwae_samples: int = 1000, knn: bool = False,
+                 examples: int | None = None, progress: bool = False) -> dict:
+        """Held-out metrics of the restored run (``eval.json``) on the first ``examples`` test
+        examples (None: all); ``knn`` needs labels; ``progress`` shows a bar over the test
+        examples while the IWAE bound is computed."""
         if self.model is None:
             self.restore()
         train, test = self.data
-        metrics = self.entry.evaluate(self.model, self.guide, test, train,
-                                      iwae_samples=iwae_samples, knn=knn and test.y is not None,
-                                      seed=self.config["seed"])
+        test = test.head(examples)
+        with progress_bars(progress):
+            metrics = self.entry.evaluate(self.model, self.guide, test, train,
+                                          iwae_samples=iwae_samples,
+                                          knn=knn and test.y is not None,
+                                          seed=self.config["seed"])
         if self.out is not None:
             write_json(metrics, self.out / EVAL)
         return metrics
@@ -468,3 +596,36 @@ def load_run(path: str | Path, device: str | None = None) -> Run:
     model, guide = experiment.restore()
     train, test = experiment.data
     return Run(experiment.config, model, guide, train, test, experiment.history)
+
+
+# -- many runs ----------------------------------------------------------------------------
+RUN_COLUMNS = ("run", "model", "objective", "dataset", "epochs", "test_elbo", "nll", "nll_k",
+               "knn_error_3", "seconds")
+
+
+def run_table(folders: list[str | Path]) -> list[dict]:
+    """One row per run folder found under ``folders`` (any depth): what was trained, for how
+    long, and its held-out numbers - ``test_elbo`` from ``metrics.json``, ``nll`` and kNN error
+    from ``eval.json`` when ``pyro-dgm evaluate`` has written one. A run still training (no
+    ``metrics.json``) has empty numbers; a folder that does not exist is refused."""
+    rows = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise PyroDGMError(f"{folder} is not a folder")
+        configs = [folder / CONFIG] if (folder / CONFIG).is_file() else sorted(
+            folder.rglob(CONFIG))
+        rows.extend(_run_row(config.parent) for config in configs)
+    return rows
+
+
+def _run_row(run: Path) -> dict:
+    config = read_json(run / CONFIG)
+    metrics = read_json(run / METRICS) if (run / METRICS).is_file() else {}
+    evaluation = read_json(run / EVAL) if (run / EVAL).is_file() else {}
+    nll = evaluation.get("nll") or metrics.get("nll") or {}
+    knn = evaluation.get("knn_error") or metrics.get("knn_error") or {}
+    return {"run": str(run), "model": config.get("model"), "objective": config.get("objective"),
+            "dataset": config.get("dataset"), "epochs": metrics.get("epochs"),
+            "test_elbo": metrics.get("test_elbo"), "nll": nll.get("value"),
+            "nll_k": nll.get("k"), "knn_error_3": knn.get("3"),
+            "seconds": metrics.get("train_seconds")}

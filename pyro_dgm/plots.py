@@ -19,11 +19,17 @@ from matplotlib.figure import Figure
 
 import pyro.poutine as poutine
 
+from pyro_dgm.errors import PyroDGMError
 
-def _save(fig, path) -> Path:
+
+def save_figure(fig, path) -> Path:
+    """Write ``fig`` as ``path`` (its suffix picks the format), or say in one sentence why not."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    except OSError as error:
+        raise PyroDGMError(f"could not write {path} ({error.strerror or error})") from None
     return path
 
 
@@ -32,13 +38,26 @@ def _figure(figsize):
     return fig, fig.subplots()
 
 
-def image_grid(images: torch.Tensor, image_shape: Sequence[int] | None, path, nrow: int = 10,
-               title: str | None = None) -> Path:
-    """Flattened images ``(N, H*W)`` in [0, 1] as a grid of ``nrow`` per row, on grey padding
-    (so that white pixels at an image's edge stay visible, as in the 4x4 bars); with
-    ``image_shape=None`` the examples are vectors, drawn by :func:`vector_rows`."""
+def grid_columns(n: int, most: int = 10) -> int:
+    """Columns for a grid of ``n`` images with no empty cells where possible: the divisor of
+    ``n`` nearest above its square root (at most ``most``), else ``most`` (16 -> 4x4, 100 ->
+    10x10, 30 -> 6x5)."""
+    root = math.isqrt(max(n - 1, 0)) + 1 if n > 1 else 1
+    for columns in range(root, most + 1):
+        if n % columns == 0:
+            return columns
+    return min(n, most)
+
+
+def image_grid(images: torch.Tensor, image_shape: Sequence[int] | None, path,
+               nrow: int | None = None, title: str | None = None) -> Path:
+    """Flattened images ``(N, H*W)`` in [0, 1] as a grid of ``nrow`` per row (default
+    :func:`grid_columns`), on grey padding (so that white pixels at an image's edge stay
+    visible, as in the 4x4 bars); with ``image_shape=None`` the examples are vectors, drawn by
+    :func:`vector_rows`."""
     if image_shape is None:
         return vector_rows({"": images}, path, title=title)
+    nrow = nrow or grid_columns(len(images))
     pictures = images.detach().cpu().reshape(-1, 1, *image_shape).clamp(0, 1)
     from torchvision.utils import make_grid  # importing torchvision takes a second or more
     grid = make_grid(pictures, nrow=nrow, padding=1, pad_value=0.5)[0]
@@ -47,7 +66,7 @@ def image_grid(images: torch.Tensor, image_shape: Sequence[int] | None, path, nr
     ax.axis("off")
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def vector_rows(panels: dict[str, torch.Tensor], path, title: str | None = None) -> Path:
@@ -70,7 +89,7 @@ def vector_rows(panels: dict[str, torch.Tensor], path, title: str | None = None)
         axes[0].set_title(title)
     elif title:
         fig.suptitle(title, fontsize=10, y=1.04)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 @torch.no_grad()
@@ -96,14 +115,28 @@ def reconstructions(model: Callable, guide: Callable, x: torch.Tensor,
 
 
 def training_curve(history: list[dict], path, title: str = "training loss") -> Path:
-    """Loss per example against epoch."""
+    """Loss per example against epoch, on whole-epoch ticks; the y-range is set by the epochs
+    after the first, so that a first epoch far above the rest does not flatten the curve (its
+    value is written where it leaves the plot)."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = _figure((5, 3.2))
-    ax.plot([h["epoch"] for h in history], [h["loss"] for h in history], marker=".")
+    epochs, losses = [h["epoch"] for h in history], [h["loss"] for h in history]
+    ax.plot(epochs, losses, marker=".")
+    later = [loss for loss in losses[1:] if math.isfinite(loss)]
+    if len(later) >= 2 and math.isfinite(losses[0]):
+        low, high = min(later), max(later)
+        margin = 0.15 * (high - low) or 0.05 * abs(high) or 1.0
+        if losses[0] > high + 3 * margin:
+            ax.set_ylim(low - margin, high + 3 * margin)
+            ax.annotate(f"epoch {epochs[0]}: {losses[0]:.4g}", xy=(epochs[0], high + 3 * margin),
+                        xytext=(4, -12), textcoords="offset points", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss per example (nats)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def embedding(codes: torch.Tensor, labels: torch.Tensor | None, path,
@@ -117,14 +150,25 @@ def embedding(codes: torch.Tensor, labels: torch.Tensor | None, path,
     else:
         points = centred
     fig, ax = _figure((5, 4.2))
-    colour = labels.cpu().numpy() if labels is not None else None
-    scatter = ax.scatter(points[:, 0], points[:, -1], c=colour, s=4, cmap="tab10", alpha=0.8)
-    if labels is not None:
+    classes = labels.cpu().unique().tolist() if labels is not None else []
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, -1], s=4, alpha=0.8)
+    elif len(classes) <= 20 and not labels.is_floating_point():  # classes: one legend entry each
+        colours = _colours(classes)
+        for label in classes:
+            chosen = (labels.cpu() == label).numpy()
+            ax.scatter(points[chosen, 0], points[chosen, -1], s=4, alpha=0.8,
+                       color=colours[label], label=str(label))
+        ax.legend(title="label", fontsize=7, markerscale=3, loc="center left",
+                  bbox_to_anchor=(1.0, 0.5), frameon=False)
+    else:  # a continuous label (or very many classes): a colour bar
+        scatter = ax.scatter(points[:, 0], points[:, -1], c=labels.cpu().numpy(), s=4,
+                             cmap="viridis", alpha=0.8)
         fig.colorbar(scatter, ax=ax, label="label")
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def code_usage(codes: torch.Tensor, path, title: str = "mean code value per dimension") -> Path:
@@ -135,15 +179,16 @@ def code_usage(codes: torch.Tensor, path, title: str = "mean code value per dime
     ax.set_xlabel("dimension")
     ax.set_ylabel("mean over data")
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # -- comparing objectives (pyro-dgm compare) ----------------------------------------------
-def _colours(labels: Sequence[str]) -> dict:
+def _colours(labels: Sequence) -> dict:
+    """One colour per label, in order (tab10, then tab20 for more than ten labels)."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10"]
-    return {label: cmap(i % 10) for i, label in enumerate(labels)}
+    cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    return {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
 
 
 def nll_vs_time(runs: list[dict], path, k: int | None = None,
@@ -176,13 +221,15 @@ def nll_vs_time(runs: list[dict], path, k: int | None = None,
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _summary_bars(summary: list[dict], metric: str, path, ylabel: str, title: str,
                   log: bool = False, ax=None) -> Path | None:
-    """Bars of ``summary[i][metric]["mean"]`` with one-std error bars, one colour per label;
-    draws on ``ax`` (and returns None) when given one, else saves a new figure to ``path``."""
+    """Bars of ``summary[i][metric]["mean"]`` with one-std error bars, one colour per label
+    (for NLLs, points with their values: an NLL axis cannot honestly start at zero, and bars on
+    a cut axis exaggerate differences); draws on ``ax`` (and returns None) when given one, else
+    saves a new figure to ``path``."""
     labels = [row["label"] for row in summary]
     colours = _colours(labels)
     means = [row[metric]["mean"] for row in summary]
@@ -196,18 +243,22 @@ def _summary_bars(summary: list[dict], metric: str, path, ylabel: str, title: st
         ax.bar(range(len(labels)), [m - bottom for m in means], bottom=bottom, yerr=errors,
                capsize=4, color=[colours[label] for label in labels])
         ax.set_yscale("log")
+    elif metric.endswith("nll"):  # NLLs differ by little: points with their values, no bars
+        for i, (label, mean, error) in enumerate(zip(labels, means, errors)):  # (whose length
+            ax.errorbar(i, mean, yerr=error, fmt="o", capsize=4, color=colours[label])  # would
+            if math.isfinite(mean):  # exaggerate differences on an axis that cannot start at 0)
+                ax.annotate(f"{mean:.1f}", (i, mean), xytext=(6, 0), textcoords="offset points",
+                            va="center", fontsize=8)
+        ax.set_xlim(-0.6, len(labels) - 0.4)
     else:
         ax.bar(range(len(labels)), means, yerr=errors, capsize=4,
                color=[colours[label] for label in labels])
-        if finite and metric.endswith("nll"):  # NLLs differ by little: zoom on the bars' tops
-            spread = max(finite) - min(finite) + max([e for e in errors if e == e], default=0)
-            ax.set_ylim(min(finite) - max(spread, 0.05 * abs(min(finite))), None)
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="y")
-    return _save(fig, path) if fig is not None else None
+    return save_figure(fig, path) if fig is not None else None
 
 
 def final_nll(summary: list[dict], path, k: int | None = None,
@@ -228,7 +279,7 @@ def grad_variance(summary: list[dict], path,
     _summary_bars(summary, "grad_snr", None, "|mean| / sqrt(tr Cov)", "signal-to-noise ratio",
                   ax=right)
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def mixture_fit(x: torch.Tensor, weights: torch.Tensor, means: torch.Tensor,
@@ -265,7 +316,44 @@ def mixture_fit(x: torch.Tensor, weights: torch.Tensor, means: torch.Tensor,
     bars.axhline(threshold, color="k", lw=0.8, ls="--")
     bars.set_xlabel("component k (stick order)")
     bars.set_ylabel("posterior mean weight E[pi_k]")
-    return _save(fig, path)
+    return save_figure(fig, path)
+
+
+# -- reproduction studies (pyro-dgm reproduce) ---------------------------------------------
+def measured_vs_published(summary: list[dict], metrics: list[dict], path,
+                          title: str = "measured vs published") -> Path:
+    """One panel per metric: each run's measured value (mean ± std over seeds, filled) beside
+    the published one (hollow diamond, where the source gives one).
+
+    ``summary`` rows hold ``label``, ``{metric key: {"mean", "std", "n"}}`` and ``published``
+    (``{metric key: value}``); ``metrics`` are dicts with ``key`` and ``title``.
+    """
+    labels = [row["label"] for row in summary]
+    fig = Figure(figsize=(max(5.0, 0.55 * len(labels) + 2.5) * min(len(metrics), 3),
+                          3.8 * math.ceil(len(metrics) / 3)))
+    axes = fig.subplots(math.ceil(len(metrics) / 3), min(len(metrics), 3), squeeze=False).ravel()
+    for ax, metric in zip(axes, metrics):
+        for i, row in enumerate(summary):
+            stat = row[metric["key"]]
+            if stat["n"]:
+                ax.errorbar(i, stat["mean"], yerr=stat["std"], fmt="o", color="tab:blue",
+                            capsize=3, label="measured" if i == 0 else None)
+            published = row["published"].get(metric["key"])
+            if published is not None:
+                ax.plot(i, published, "D", mfc="none", color="tab:red",
+                        label="published" if not ax.get_legend_handles_labels()[1].count(
+                            "published") else None)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+        ax.set_title(metric["title"], fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+        ax.set_xlim(-0.6, len(labels) - 0.4)
+    for ax in axes[len(metrics):]:
+        ax.axis("off")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def density_2d(log_density: Callable, data: torch.Tensor, samples: torch.Tensor, path,
@@ -288,4 +376,4 @@ def density_2d(log_density: Callable, data: torch.Tensor, samples: torch.Tensor,
     for ax in panels:
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
-    return _save(fig, path)
+    return save_figure(fig, path)

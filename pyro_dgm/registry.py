@@ -26,8 +26,8 @@ T = TypeVar("T")
 class Registry(MutableMapping, Generic[T]):
     """Named entries of one ``kind`` (``"model"``, ``"objective"``, ``"data set"``)."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, kind: str, plural: str | None = None):
+        self.kind, self.plural = kind, plural or f"{kind}s"
         self._entries: dict[str, T] = {}
 
     def register(self, name: str, entry: T) -> T:
@@ -41,7 +41,7 @@ class Registry(MutableMapping, Generic[T]):
         try:
             return self._entries[name]
         except (KeyError, TypeError):
-            raise PyroDGMError(f"unknown {self.kind} {name!r}; valid {self.kind}s are: "
+            raise PyroDGMError(f"unknown {self.kind} {name!r}; valid {self.plural} are: "
                                f"{', '.join(sorted(self._entries))}") from None
 
     def __setitem__(self, name: str, entry: T) -> None:  # replace an entry (tests patch them)

@@ -2,8 +2,8 @@
 layer or of layers below it, the imports between modules form no cycle, and every module
 imports on its own.
 
-Bottom to top: errors, registry < distributions, nn, data, plots < models, guides < infer < zoo
-< experiment < compare (studies: loops over experiments) < cli. The package ``pyro_dgm`` itself (its ``__init__``, which gathers the public
+Bottom to top: errors, registry < distributions, nn, data, plots, tracking < models, guides
+< infer < zoo < experiment < compare, studies (loops over experiments) < cli. The package ``pyro_dgm`` itself (its ``__init__``, which gathers the public
 names) and ``pyro_dgm.__main__`` sit at the top with cli. Imports are read from the source with
 ``ast``, including those inside functions: a lazy import that climbs a layer still ties the lower
 module to the upper one.
@@ -21,12 +21,13 @@ SOURCES = {"pyro_dgm": ROOT / "pyro_dgm", "pyro_dgm.models": ROOT / "models",
            "pyro_dgm.guides": ROOT / "guides"}
 LAYERS = (
     ("pyro_dgm.errors", "pyro_dgm.registry"),
-    ("pyro_dgm.distributions", "pyro_dgm.nn", "pyro_dgm.data", "pyro_dgm.plots"),
+    ("pyro_dgm.distributions", "pyro_dgm.nn", "pyro_dgm.data", "pyro_dgm.plots",
+     "pyro_dgm.tracking"),
     ("pyro_dgm.models", "pyro_dgm.guides"),
     ("pyro_dgm.infer",),
     ("pyro_dgm.zoo",),
     ("pyro_dgm.experiment",),
-    ("pyro_dgm.compare",),
+    ("pyro_dgm.compare", "pyro_dgm.studies"),
     ("pyro_dgm.cli", "pyro_dgm.__main__", "pyro_dgm"),
 )
 # (importer, imported) pairs let through, each with its reason (none today).

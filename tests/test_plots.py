@@ -67,3 +67,49 @@ def test_images_still_plot_as_a_grid(tmp_path):
     assert_png(path)
     height, width = imread(path).shape[:2]
     assert width > height  # two rows of ten 4x4 images
+
+
+# -- what the figures show (issue 18): each figure is captured before it is saved ----------
+@pytest.fixture
+def drawn(monkeypatch):
+    """The matplotlib figures the plot functions build, instead of their PNG files."""
+    figures_ = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures_.append(fig) or path)
+    return figures_
+
+
+def test_sample_grids_have_no_empty_cells_where_the_count_allows():
+    for n in range(1, 101):
+        columns = plots.grid_columns(n)
+        divisors = [c for c in range(1, 11) if n % c == 0 and c * c >= n]
+        if divisors:
+            assert n % columns == 0 and columns == min(divisors), n
+    assert [plots.grid_columns(n) for n in (16, 100, 30, 25)] == [4, 10, 6, 5]
+
+
+def test_the_training_curve_has_whole_epoch_ticks_and_is_not_flattened_by_epoch_one(drawn):
+    history = [{"epoch": e, "loss": loss} for e, loss in enumerate([540.0, 130.0, 120.0, 118.0], 1)]
+    plots.training_curve(history, "curve.png")
+    ax = drawn[0].axes[0]
+    assert all(float(tick).is_integer() for tick in ax.get_xticks())
+    low, high = ax.get_ylim()
+    assert low < 118.0 and 130.0 < high < 540.0  # epoch 1 runs off the top, labelled
+    assert any("540" in text.get_text() for text in ax.texts)
+
+
+def test_discrete_labels_get_a_legend_not_a_colour_bar(drawn):
+    codes = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))
+    plots.embedding(codes, torch.arange(200) % 4, "embedding.png")
+    figure = drawn[0]
+    assert len(figure.axes) == 1  # a colour bar would be a second axes
+    legend = figure.axes[0].get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == ["0", "1", "2", "3"]
+
+
+def test_final_nll_draws_points_with_their_values_not_bars_on_a_cut_axis(drawn):
+    summary = [{"label": label, "final_nll": {"mean": mean, "std": 0.3}}
+               for label, mean in (("rws", 126.9), ("nvil", 154.1))]
+    plots.final_nll(summary, "nll.png", k=500)
+    ax = drawn[0].axes[0]
+    assert not ax.patches  # no bars
+    assert sorted(text.get_text() for text in ax.texts) == ["126.9", "154.1"]

@@ -176,6 +176,15 @@ def test_interrupting_evaluate_says_eval_json_was_not_written(capsys, run_copy, 
     assert not (run_copy / "eval.json").exists()
 
 
+def test_evaluate_shows_a_progress_bar_unless_quiet(capsys, run_copy):
+    assert main(["evaluate", str(run_copy), "--iwae-samples", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "IWAE-3" in captured.err and "example" in captured.err
+    assert json.loads(captured.out)["nll"]["k"] == 3  # the bar stays off stdout's JSON
+    assert main(["evaluate", str(run_copy), "--iwae-samples", "3", "--quiet"]) == 0
+    assert "IWAE-3" not in capsys.readouterr().err
+
+
 def test_threads_are_set_and_checked(capsys, good_run):
     assert main(["evaluate", str(good_run), "--iwae-samples", "2", "--threads", "1"]) == 0
     assert torch.get_num_threads() == 1

@@ -261,6 +261,14 @@ class Dataset:
         test_indices, train_indices = order[:n_test].sort().values, order[n_test:].sort().values
         return self._subset(train_indices, "train"), self._subset(test_indices, "test")
 
+    def head(self, n: int | None) -> "Dataset":
+        """The first ``n`` examples (all of them when ``n`` is None or at least ``len``)."""
+        if n is None or n >= self.n:
+            return self
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise PyroDGMError(f"head(n) needs a positive whole number or None, got {n!r}.")
+        return self._subset(torch.arange(n), self.info.get("split", "test"))
+
     def _subset(self, indices: torch.Tensor, split: str) -> "Dataset":
         """The examples at ``indices`` (every tensor field cut alike), with ``info["split"]``."""
         cut = {name: value.index_select(0, indices.to(value.device))

@@ -1,9 +1,14 @@
-"""Frey faces: 1,965 grey images of one man's face, 28 rows x 20 columns, continuous data.
+"""Frey faces: 1,965 grey 28x20 images of one man's face, 1,765/200; continuous, Gaussian.
 
 The file this loader reads is ``freyfaces/freyfaces.npy`` (or ``freyfaces.npy``) in a data
 folder: a uint8 array of shape (1965, 560), each row one image flattened row by row. The
 data come from the repositories of the VampPrior and Sylvester-flow papers as a pickle
 (``freyfaces.pkl``); convert that pickle once to ``.npy`` so that loading it runs no code.
+
+The pixels are checked on every load against ``PIXELS_SHA256``, the SHA-256 of the 1965 x 560
+uint8 values (not of the file, whose header numpy may write differently): the digest of the
+copy converted from the published pickle that lies in the project's shared data folder. No
+checksum of the pickle itself is published.
 
 Split: the images are permuted with ``torch.randperm(1965, generator=torch.Generator().manual_seed(0))``;
 the last 200 indices of that permutation are held out as ``"test"``, the first 1,765 are
@@ -12,6 +17,8 @@ are no labels, and no binarization.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import torch
@@ -24,6 +31,7 @@ N_IMAGES = 1965
 N_TEST = 200
 SPLIT_SEED = 0
 CANDIDATES = ["freyfaces/freyfaces.npy", "freyfaces.npy"]
+PIXELS_SHA256 = "2438ba4f0d2a6bd8bac43de756141eaa33c8d248dd613d464bdb1210d9b7af78"
 
 
 def _how_to_get(data_dir) -> str:
@@ -52,6 +60,12 @@ def read_freyfaces(path) -> np.ndarray:
         raise PyroDGMError(
             f"{path} holds a {images.dtype} array of shape {images.shape}; expected the Frey "
             f"faces as uint8 of shape {expected_shape}."
+        )
+    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
+    if digest != PIXELS_SHA256:
+        raise PyroDGMError(
+            f"the pixels in {path} have SHA-256 {digest}, not {PIXELS_SHA256} of the published "
+            f"Frey faces; the file is corrupt or another array, convert freyfaces.pkl again."
         )
     return images
 

@@ -1,4 +1,7 @@
-"""MNIST digits read from the official IDX files, with a protocol for machines without the training set.
+"""MNIST 28x28 digits, grey levels scored as Bernoulli; protocols full, offline, binarized (static).
+
+The digits are read from the official IDX files, with a protocol for machines without the
+training set.
 
 Files are looked for in each data folder as ``MNIST/raw/<name>`` (where torchvision puts
 them), ``mnist/<name>`` and ``<name>``, each gzip-compressed (``.gz``) or not.
@@ -13,13 +16,23 @@ Protocols (option ``protocol``):
   indices of that permutation form the training split and the last 2,000 the held-out
   ``"test"`` split. Other results in this project depend on exactly this split. Numbers on it
   compare with each other, not with published full-MNIST tables.
-* ``"auto"`` (default): ``"full"`` when the training files are present, else ``"offline"``
+* ``"binarized"``: the published fixed binarization of Larochelle & Murray (2011), 50,000
+  training and 10,000 test digits without labels, the "statically binarized MNIST" of most
+  of the papers' tables (files and checksums: :mod:`pyro_dgm.data.binarized_mnist`). It needs
+  ``binarize="static"`` (its default).
+* ``"auto"`` (default): with ``binarize="static"``, ``"binarized"`` when its ``.amat`` files
+  are present; otherwise ``"full"`` when the training files are present, else ``"offline"``
   when the test files are present, else ``"full"`` (which tries the download).
+
+The official gzip-compressed files are checked against the MD5 checksums published with them
+(the ones ``torchvision.datasets.MNIST`` lists) on every load; uncompressed files, for which
+no checksum is published, are checked by their IDX headers and sizes only.
 
 Pixels are grey levels scaled to [0, 1]. By default they are kept as they are and scored with
 a Bernoulli cross-entropy (as in the stick-breaking VAE authors' code); ``binarize="dynamic"``
 draws new binary images for every batch and ``binarize="static"`` draws them once, from
-``seed``.
+``seed`` (under the ``"full"`` and ``"offline"`` protocols; ``"binarized"`` reads the published
+draw).
 """
 
 from __future__ import annotations
@@ -43,9 +56,12 @@ from pyro_dgm.data.core import (
     locate_file,
     resolve_data_dirs,
 )
+from pyro_dgm.data.binarized_mnist import FILES as BINARIZED_FILES
+from pyro_dgm.data.binarized_mnist import read_binarized_split
+from pyro_dgm.data.files import PublishedFile, verify
 from pyro_dgm.errors import PyroDGMError
 
-PROTOCOLS = ("auto", "full", "offline")
+PROTOCOLS = ("auto", "full", "offline", "binarized")
 IDX_UINT8 = 0x08
 FILE_NAMES = {
     ("train", "images"): "train-images-idx3-ubyte",
@@ -53,10 +69,18 @@ FILE_NAMES = {
     ("test", "images"): "t10k-images-idx3-ubyte",
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
+MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 OFFLINE_TOTAL = 10_000
 OFFLINE_TRAIN_SIZE = 8_000
 OFFLINE_PERMUTATION_SEED = 0
 SPLIT_WORDS = {"train": "training", "test": "test"}
+# published with the gzip-compressed files; torchvision.datasets.MNIST.resources lists them too
+PUBLISHED_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
 
 
 # --------------------------------------------------------------------------- IDX files
@@ -150,6 +174,8 @@ def _read_official_split(official_split: str, data_dir) -> tuple[torch.Tensor, t
     how_to_get = _how_to_get(data_dir)
     images_path = find_file(_candidates(FILE_NAMES[official_split, "images"]), data_dir, how_to_get)
     labels_path = find_file(_candidates(FILE_NAMES[official_split, "labels"]), data_dir, how_to_get)
+    for path in (images_path, labels_path):
+        verify_published(path)
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.dim() != 3 or labels.dim() != 1 or images.shape[0] != labels.shape[0]:
         raise PyroDGMError(
@@ -158,6 +184,13 @@ def _read_official_split(official_split: str, data_dir) -> tuple[torch.Tensor, t
             f"(N, 28, 28) and (N,)."
         )
     return images, labels
+
+
+def verify_published(path: Path) -> None:
+    """Refuse an official gzip-compressed file whose MD5 differs from the published one."""
+    if path.name in PUBLISHED_MD5:
+        verify(path, PublishedFile(path.name, MIRROR + path.name, "MNIST/raw",
+                                   PUBLISHED_MD5[path.name], "md5", "the MNIST web page"))
 
 
 def _download_official_files(official_split: str, data_dir) -> None:
@@ -198,11 +231,14 @@ def _first_line(error: Exception) -> str:
 # --------------------------------------------------------------------------- protocols
 
 
-def choose_protocol(protocol: str, data_dir) -> str:
-    """Resolve ``"auto"`` to ``"full"`` or ``"offline"`` from the files present; return others as they are."""
+def choose_protocol(protocol: str, data_dir, binarize: str = "none") -> str:
+    """Resolve ``"auto"`` from ``binarize`` and the files present; return others as they are."""
     check_choice(protocol, PROTOCOLS, "MNIST protocol")
     if protocol != "auto":
         return protocol
+    if binarize == "static" and all(locate_file(published.candidates(), data_dir) is not None
+                                    for published in BINARIZED_FILES.values()):
+        return "binarized"
     if _files_present("train", data_dir):
         return "full"
     if _files_present("test", data_dir):
@@ -253,8 +289,10 @@ def load_mnist(
     positions in the official test files of the examples, in the order they are held.
     """
     check_choice(split, SPLITS, "split")
-    binarize = check_binarize(binarize, default="none")
-    protocol = choose_protocol(protocol, data_dir)
+    binarize = check_binarize(binarize, default="static" if protocol == "binarized" else "none")
+    protocol = choose_protocol(protocol, data_dir, binarize)
+    if protocol == "binarized":
+        return _load_binarized(split, data_dir, binarize)
     loader = _load_full if protocol == "full" else _load_offline
     images, labels, info = loader(split, data_dir)
     grey_levels = images.reshape(images.shape[0], -1).float() / 255.0
@@ -267,3 +305,13 @@ def load_mnist(
         binarize=binarize,
         info={"split": split, **info},
     )
+
+
+def _load_binarized(split: str, data_dir, binarize: str) -> Dataset:
+    """Larochelle & Murray's fixed binarization: already one static draw, without labels."""
+    if binarize != "static":
+        raise PyroDGMError(f"protocol 'binarized' is MNIST's published fixed binarization, so "
+                           f"it takes binarize='static', not {binarize!r}.")
+    x, info = read_binarized_split(split, data_dir)
+    return Dataset(name="mnist", x=x, y=None, image_shape=(28, 28), likelihood="bernoulli",
+                   binarize="static", info={"split": split, **info})

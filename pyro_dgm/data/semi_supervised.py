@@ -100,6 +100,9 @@ def load_mnist_ssl(split: str, data_dir=None, binarize: str | None = None, seed:
                    labelled_per_batch: int = 10) -> Dataset:
     """MNIST with a partly labelled training split (test split: all labels)."""
     data = load_mnist(split, data_dir, binarize, seed, protocol=protocol)
+    if data.y is None:
+        raise PyroDGMError(f"MNIST under protocol {data.info['protocol']!r} has no labels, which "
+                           f"a semi-supervised model needs; use protocol 'full' or 'offline'.")
     if split != "train":
         return data
     return partly_labelled(data, labelled_fraction, labelled_per_batch, seed)

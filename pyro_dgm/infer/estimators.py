@@ -21,6 +21,7 @@ Every latent site must lie inside the model's ``plate("data")`` so that weights 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Callable
 
@@ -30,8 +31,22 @@ import pyro
 import pyro.poutine as poutine
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine.util import site_is_subsample
+from tqdm import tqdm
 
 from pyro_dgm.errors import PyroDGMError
+
+_SHOW_PROGRESS = [False]
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool = True):
+    """Within this block, :func:`log_likelihood_bounds` shows a progress bar on stderr (the CLI's
+    ``evaluate`` turns it on; a model's own ``evaluate`` hook gets it without a new argument)."""
+    previous, _SHOW_PROGRESS[0] = _SHOW_PROGRESS[0], enabled
+    try:
+        yield
+    finally:
+        _SHOW_PROGRESS[0] = previous
 
 DATA_PLATE = "data"
 
@@ -163,6 +178,8 @@ def log_likelihood_bounds(model, guide, x: torch.Tensor, num_samples: int = 1000
     max_plate_nesting = guess_max_plate_nesting(model, guide, x[:2])
     chunk = max(1, min(num_samples, max_elements // max(1, batch_size * x.shape[-1])))
     elbos, iwaes = [], []
+    bar = tqdm(total=x.shape[0], desc=f"IWAE-{num_samples}", unit="example",
+               disable=not _SHOW_PROGRESS[0], leave=False)
     for x_batch in _batches(x, batch_size):
         log_weights = torch.cat([
             log_importance_weights(model, guide, x_batch, min(chunk, num_samples - start),
@@ -174,6 +191,8 @@ def log_likelihood_bounds(model, guide, x: torch.Tensor, num_samples: int = 1000
             _refuse_impossible(model, guide, x_batch[impossible], num_samples, max_plate_nesting)
         elbos.append(log_weights.mean(0))
         iwaes.append(torch.logsumexp(log_weights, 0) - math.log(num_samples))
+        bar.update(x_batch.shape[0])
+    bar.close()
     return torch.cat(elbos), torch.cat(iwaes)
 
 

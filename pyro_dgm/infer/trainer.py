@@ -63,17 +63,29 @@ def _modules(*programs) -> dict[str, torch.nn.Module]:
 def save_atomically(state: dict, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
 
-    A crash mid-write leaves the previous checkpoint intact, never a half-written one.
+    A crash mid-write leaves the previous checkpoint intact, never a half-written one; a
+    write that fails (a full disk, a folder made read-only) says so in one sentence.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    except OSError as error:
+        raise _not_written(path, error) from None
     try:
         with os.fdopen(handle, "wb") as f:
             torch.save(state, f)
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise _not_written(path, error) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _not_written(path: Path, error: OSError) -> PyroDGMError:
+    kept = "the previous one is kept" if path.exists() else "no earlier one exists"
+    return PyroDGMError(f"could not write {path} ({error.strerror or error}); {kept}")
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
@@ -153,6 +165,11 @@ class Trainer:
     (10^6) times the scale of the run's first losses, stops training with
     :class:`TrainingDiverged`, leaving the last good checkpoint on disk.
 
+    ``trainer.on_step`` and ``trainer.on_epoch`` are lists of callbacks that ``fit`` calls as
+    ``hook(trainer, loss)`` after every step (its finite loss per example) and as
+    ``hook(trainer, entry)`` after every completed epoch (its history entry, checkpoint saved),
+    e.g. to mirror the run to an experiment tracker.
+
     Creating a Trainer clears Pyro's global param store and seeds Pyro's random state, so that
     each run starts from its own parameters and ``seed`` alone.
     """
@@ -186,6 +203,8 @@ class Trainer:
         self.batch_size, self.seed, self.progress = batch_size, seed, progress
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.history: list[dict] = []
+        self.on_step: list[Callable[[Trainer, float], None]] = []
+        self.on_epoch: list[Callable[[Trainer, dict], None]] = []
         self.steps, self.examples, self.train_seconds = 0, 0, 0.0
         self.optimizer: torch.optim.Optimizer | None = None  # built by the first step
         self._prepared = False
@@ -199,6 +218,7 @@ class Trainer:
         pyro.set_rng_seed(seed)
         self.generator = torch.Generator().manual_seed(seed)
         self._first_loss: float | None = None
+        self.saved_epochs: int | None = None  # completed epochs in the checkpoint on disk
 
     # -- one step -------------------------------------------------------------------------
     def step(self, batch: torch.Tensor | tuple) -> float:
@@ -300,8 +320,12 @@ class Trainer:
             self._epoch["loss"] += loss * size
             self._epoch["examples"] += size
             self._epoch["seconds"] = self.train_seconds - self._epoch["started_at"]
+            for hook in self.on_step:
+                hook(self, loss)
             if self._next_batch is None:
                 self._end_epoch()
+                for hook in self.on_epoch:
+                    hook(self, self.history[-1])
                 bar.update(1)
                 bar.set_postfix(loss=f"{self.history[-1]['loss']:.3f}")
         bar.close()
@@ -358,9 +382,8 @@ class Trainer:
         return abs(loss) > EXPLOSION * max(1.0, abs(reference))
 
     def _diverged(self, epoch: int, loss: float) -> None:
-        kept = (f"the last good checkpoint (epoch {len(self.history)}) is kept at {self.checkpoint}"
-                if self.checkpoint is not None and self.checkpoint.exists()
-                else "no checkpoint was written")
+        kept = (f"the last good checkpoint (epoch {self.saved_epochs}) is kept at {self.checkpoint}"
+                if self.saved_epochs is not None else "no checkpoint was written")
         what = (f"became {loss}" if not math.isfinite(loss) else
                 f"exploded to {loss:.3g} per example (over {EXPLOSION:.0e} times its first values)")
         raise TrainingDiverged(f"the loss {what} in epoch {epoch}; {kept}; try a lower "
@@ -436,11 +459,15 @@ class Trainer:
                 store.setdefault(name, biject_to(constraint)(value), constraint)
 
     def save(self, path: str | Path) -> None:
-        save_atomically(self.state_dict(), Path(path))
+        state = self.state_dict()
+        save_atomically(state, Path(path))
+        self.saved_epochs = len(state["history"])
 
     def restore(self, path: str | Path | None = None) -> None:
         """Load the checkpoint at ``path`` (default: this Trainer's checkpoint)."""
         path = Path(path) if path is not None else self.checkpoint
         if path is None:
             raise PyroDGMError("resume needs a checkpoint path")
-        self.load_state_dict(load_checkpoint(path, self.device))
+        state = load_checkpoint(path, self.device)
+        self.load_state_dict(state)
+        self.saved_epochs = len(state["history"])

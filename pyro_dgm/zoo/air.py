@@ -94,7 +94,7 @@ def boxes(guide, x: torch.Tensor, image_shape, path, true_counts=None, title=Non
         label = f"{inferred}" if true_counts is None else f"{inferred} (true {int(true_counts[i])})"
         ax.set_title(label, fontsize=8)
     fig.suptitle(title or "inferred boxes, coloured by step (red, green, blue)", fontsize=9)
-    return plots._save(fig, path)
+    return plots.save_figure(fig, path)
 
 
 def confusion_figure(confusion, path, title: str = "true vs inferred counts") -> Path:
@@ -111,7 +111,7 @@ def confusion_figure(confusion, path, title: str = "true vs inferred counts") ->
     ax.set_xlabel("inferred count")
     ax.set_ylabel("true count")
     ax.set_title(title, fontsize=9)
-    return plots._save(fig, path)
+    return plots.save_figure(fig, path)
 
 
 def accuracy_curve(curve: list[dict], path, title: str = "held-out count accuracy") -> Path:
@@ -123,7 +123,7 @@ def accuracy_curve(curve: list[dict], path, title: str = "held-out count accurac
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.set_title(title)
-    return plots._save(fig, path)
+    return plots.save_figure(fig, path)
 
 
 def figures(model, guide, train, test, history, out) -> None:

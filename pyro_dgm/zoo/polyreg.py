@@ -68,10 +68,7 @@ def regression_curves(model, t, y, mask, panels: dict, path, max_curves: int = 5
     axes[0].set_ylabel("y")
     if title:
         fig.suptitle(title, fontsize=10, y=1.04)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+    return plots.save_figure(fig, path)
 
 
 @torch.no_grad()
