@@ -12,7 +12,9 @@ with the empty guide the ``elbo`` objective is the exact log-likelihood. The lay
 coordinate gets transformed) and, for the affine flows with ``batchnorm=True``, a batch
 normalization (``pyro.distributions.transforms.BatchNorm``, as RealNVP and MAF use; off by
 default: in evaluation mode its running variance of near-constant pixels, such as MNIST's
-borders, gives test images unlike the training ones densities of :math:`e^{-10^8}`):
+borders, gives test images unlike the training ones densities of :math:`e^{-10^8}`; on the
+2-D toy densities, though, the affine flows diverge without it, so use ``batchnorm=True``
+there, or ``flow="spline"``, which fits them best):
 
 - ``flow="realnvp"``: affine coupling layers (Dinh et al. 2017),
   :math:`x_{d+1:} = u_{d+1:} \odot e^{s(u_{1:d})} + t(u_{1:d})`;
