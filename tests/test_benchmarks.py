@@ -70,6 +70,13 @@ def check_step_speed(out: Path):
         assert r["ratio"] > 0
 
 
+def check_scaling(out: Path):
+    result = read_json(out / "scaling.json")
+    assert len(result["examples_per_second"]) == 3
+    assert_finite(*result["examples_per_second"].values(), result["efficiency"])
+    assert all(rate > 0 for rate in result["examples_per_second"].values())
+
+
 def check_kl_kumaraswamy(out: Path):
     result = read_json(out / "kl.json")
     assert_finite(result["ratio"])
@@ -170,6 +177,8 @@ SMOKE = [
                            "--out", "OUT/kl.json"], None, check_kl_kumaraswamy),
     ("step_speed.py", ["--steps", "2", "--blocks", "1", "--out", "OUT/step_speed.json"], None,
      check_step_speed),
+    ("scaling.py", ["--steps", "2", "--warmup", "1", "--hidden", "16", "--examples", "100",
+                    "--batch-size", "20", "--out", "OUT/scaling.json"], None, check_scaling),
     ("mnist_vae_vs_sbvae.py", ["--epochs", "1", "--batch-size", "1000", "--hidden", "16",
                                "--eval-samples", "2", "--iwae-samples", "2", "--out", "OUT"],
      "mnist", check_mnist_vae_vs_sbvae),
