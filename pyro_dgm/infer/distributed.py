@@ -143,7 +143,8 @@ def process_group(device: str = "cpu"):
 
     Yields the :class:`DataParallel` place of this process, or None (and does nothing) when the
     process was not launched by torchrun. A launch that lacks one of torchrun's variables is
-    refused in one sentence.
+    refused in one sentence. A block that ends normally waits for every rank before leaving
+    the group (rank 0 may still be evaluating and writing).
     """
     if not launched():
         yield None
@@ -157,6 +158,7 @@ def process_group(device: str = "cpu"):
     dist.init_process_group(backend_for(device))
     try:
         yield current()
+        dist.barrier()  # every rank leaves together, once rank 0 has written the run folder
     finally:
         dist.destroy_process_group()
 
