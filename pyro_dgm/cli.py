@@ -32,7 +32,7 @@ from pyro_dgm.experiment import (
     run_table,
     split_settings,
 )
-from pyro_dgm.infer import OBJECTIVES
+from pyro_dgm.infer import OBJECTIVES, distributed
 from pyro_dgm.zoo import ZOO, get_entry
 
 # what an interruption leaves behind, set by the command that runs (a one-element holder)
@@ -99,8 +99,11 @@ def command_train(args) -> None:
     if not args.resume:
         experiment = Experiment(config, out=out, trackers=trackers)
     _interrupted_note[0] = lambda: _kept(experiment)
-    metrics = experiment.run(resume=args.resume, overwrite=args.overwrite,
-                             eval_samples=args.eval_samples, progress=not args.quiet, log=print)
+    with distributed.process_group(experiment.config["device"]) as group:  # under torchrun
+        lead = group is None or group.writes  # the one process that reports
+        metrics = experiment.run(resume=args.resume, overwrite=args.overwrite,
+                                 eval_samples=args.eval_samples,
+                                 progress=lead and not args.quiet, log=print if lead else None)
     if "test_elbo" in metrics:
         print(f"test ELBO {metrics['test_elbo']:.3f} nats per example")
 
@@ -366,12 +369,19 @@ COMMANDS = {"list": command_list, "train": command_train, "runs": command_runs,
             "sample": command_sample, "compare": command_compare}
 
 
+# commands that would write the same files from every process under torchrun
+DATA_PARALLEL_REFUSED = ("evaluate", "sample", "compare", "reproduce")
+
+
 def main(argv: list[str] | None = None) -> int:
     _interrupted_note[0] = lambda: "nothing was written"
     # a NaN loss ends the run with one sentence of ours; Pyro's own warning would be a second
     warnings.filterwarnings("ignore", message="Encountered NaN")
     try:
         args = make_parser().parse_args(argv)
+        if distributed.launched() and args.command in DATA_PARALLEL_REFUSED:
+            raise PyroDGMError(f"only pyro-dgm train runs data-parallel under torchrun; run "
+                               f"pyro-dgm {args.command} in one process")
         threads = getattr(args, "threads", None)
         if threads is not None and threads < 1:
             raise PyroDGMError(f"--threads must be a positive whole number, got {threads}")

@@ -39,6 +39,7 @@ from pyro_dgm.data import Dataset, dataset_options, load_dataset, model_takes
 from pyro_dgm.data.registry import parse_dataset_name
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import Trainer, get_objective, load_checkpoint
+from pyro_dgm.infer.distributed import writes_files
 from pyro_dgm.infer.estimators import progress_bars
 from pyro_dgm.infer.objectives import check_objective_options
 from pyro_dgm.infer.trainer import resolve_device
@@ -437,7 +438,7 @@ class Experiment:
     def train(self, resume: bool = False, progress: bool = False) -> list[dict]:
         """Train for the configured budget (``seconds`` if set, else ``epochs``)."""
         trainer = self.trainer or self.make_trainer(progress)
-        if self.out is not None:
+        if self.out is not None and writes_files():
             self.out.mkdir(parents=True, exist_ok=True)
             write_json(self.config, self.out / CONFIG)
         train, _ = self.data
@@ -475,9 +476,10 @@ class Experiment:
         checkpoint) or ``overwrite`` (start it anew); a folder another process trains into is
         refused. ``log`` (e.g. ``print``) is told when training ends and where results go;
         ``figures=False`` skips the figures (a study's smoke runs). The trackers are opened
-        here and closed when the run ends, however it ends.
+        here and closed when the run ends, however it ends. Under data parallelism ranks other
+        than 0 only train (they check, lock and write nothing, and return ``{}``).
         """
-        if self.out is None:
+        if self.out is None or not writes_files():
             return self._train_and_report(resume, eval_samples, progress, log, figures)
         check_writable(self.out)
         if not resume and not overwrite and holds_a_run(self.out):
@@ -506,6 +508,8 @@ class Experiment:
         started = time.perf_counter()
         self.tracker.log_config(self.config)
         self.train(resume=resume, progress=progress)
+        if not writes_files():  # evaluation and files are rank 0's
+            return {}
         if log is not None:
             epochs = len(self.history)
             log(f"trained {self.config['model']} on {self.config['dataset']} for {epochs} "

@@ -70,6 +70,13 @@ def check_step_speed(out: Path):
         assert r["ratio"] > 0
 
 
+def check_scaling(out: Path):
+    result = read_json(out / "scaling.json")
+    assert len(result["examples_per_second"]) == 3
+    assert_finite(*result["examples_per_second"].values(), result["efficiency"])
+    assert all(rate > 0 for rate in result["examples_per_second"].values())
+
+
 def check_kl_kumaraswamy(out: Path):
     result = read_json(out / "kl.json")
     assert_finite(result["ratio"])
@@ -140,6 +147,8 @@ SMOKE = [
      check_step_speed),
     ("mixture_prior_speed.py", ["--models", "vae,dlgmm", "--hidden", "16", "--rounds", "1",
                                 "--out", "OUT"], "mnist", check_mixture_prior_speed),
+    ("scaling.py", ["--steps", "2", "--warmup", "1", "--hidden", "16", "--examples", "100",
+                    "--batch-size", "20", "--out", "OUT/scaling.json"], None, check_scaling),
     ("dp_mixture.py", ["--n-train", "200", "--n-test", "100", "--big-n", "300", "--epochs", "1",
                        "--big-epochs", "1", "--mnist-epochs", "1", "--out", "OUT"],
      "mnist", check_dp_mixture),

@@ -33,6 +33,7 @@ from pyro.poutine import Trace
 from torch.distributions import biject_to
 
 from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.infer import distributed
 from pyro_dgm.infer.objectives import ObjectiveLoss, build_objective, elbo_loss, get_objective
 
 CHECKPOINT_VERSION = 2
@@ -172,6 +173,10 @@ class Trainer:
 
     Creating a Trainer clears Pyro's global param store and seeds Pyro's random state, so that
     each run starts from its own parameters and ``seed`` alone.
+
+    Inside a ``torch.distributed`` process group (:mod:`pyro_dgm.infer.distributed`) the Trainer
+    is data-parallel: ``batch_size`` is the global batch, each rank steps on its shard of it,
+    gradients and losses are summed over the ranks, and only rank 0 writes checkpoints.
     """
 
     def __init__(self, model: Callable, guide: Callable, objective: str | ObjectiveLoss | Any = "elbo",
@@ -184,6 +189,11 @@ class Trainer:
             raise PyroDGMError(f"learning rate must be positive, got {lr}")
         if clip_norm is not None and not clip_norm > 0:
             raise PyroDGMError(f"clip_norm must be positive, got {clip_norm}")
+        self.group = distributed.current()  # None: one process
+        if self.group is not None and batch_size % self.group.world:
+            raise PyroDGMError(f"the batch size {batch_size} does not divide among "
+                               f"{self.group.world} processes; choose a multiple of "
+                               f"{self.group.world}")
         self.model, self.guide = model, guide
         self.device = resolve_device(device)
         if isinstance(objective, pyro.infer.ELBO):  # one of Pyro's own, e.g. Trace_ELBO()
@@ -231,17 +241,21 @@ class Trainer:
         started = time.perf_counter()
         args = tuple(a.to(self.device) if isinstance(a, torch.Tensor) else a
                      for a in (batch if isinstance(batch, tuple) else (batch,)))
+        size = args[0].shape[0]
+        if self.group is not None:
+            args = self.group.shard(args)
         if not self._prepared:
             self._prepare(*args)
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(*args)
-        value = loss.item()
+        value = loss.item() if self.group is None else self.group.sum(loss.item())
         if math.isfinite(value) and loss.requires_grad:
             loss.backward()
+            if self.group is not None:
+                self.group.sum_gradients(self._params)
             if self.clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(self._params, self.clip_norm)
             self.optimizer.step()
-        size = args[0].shape[0]
         self.steps, self.examples = self.steps + 1, self.examples + size
         self.train_seconds += time.perf_counter() - started
         return value / size
@@ -258,6 +272,8 @@ class Trainer:
         guide_trace, model_trace = program_traces(self.model, self.guide, *args)
         if self._check is not None:
             self._check(guide_trace)
+        if self.group is not None:
+            distributed.check_sums_over_examples(guide_trace, model_trace)
         rng_state = pyro.util.get_rng_state()  # e.g. the objective's networks' initial weights
         self.loss.prepare(args, guide_trace, model_trace)
         pyro.util.set_rng_state(rng_state)
@@ -272,6 +288,9 @@ class Trainer:
         self._prepared = True
         if self._pending_state is not None:
             self._load_pending_state()
+        if self.group is not None:  # equal parameters, per-rank noise
+            self.group.broadcast_parameters(self._params)
+            self.group.seed_noise(self.seed, self.steps)
 
     def _step_or_nan(self, batch) -> float:
         """``step(batch)``, or NaN where a distribution refused NaN parameters."""
@@ -302,6 +321,8 @@ class Trainer:
             raise PyroDGMError(f"epochs must be zero or more, got {epochs}")
         if seconds is not None and not seconds >= 0:
             raise PyroDGMError(f"seconds must be zero or more, got {seconds}")
+        if self.group is not None:
+            self.group.check_batches(len(data), self.batch_size)
         if resume:
             self.restore()
 
@@ -459,8 +480,10 @@ class Trainer:
                 store.setdefault(name, biject_to(constraint)(value), constraint)
 
     def save(self, path: str | Path) -> None:
+        """Write the state to ``path`` atomically (under data parallelism: rank 0 only)."""
         state = self.state_dict()
-        save_atomically(state, Path(path))
+        if self.group is None or self.group.writes:
+            save_atomically(state, Path(path))
         self.saved_epochs = len(state["history"])
 
     def restore(self, path: str | Path | None = None) -> None:

@@ -1,0 +1,176 @@
+"""Data-parallel training on ``torch.distributed``: one process per rank, launched by ``torchrun``.
+
+``torchrun --nproc-per-node N -m pyro_dgm train MODEL ...`` starts ``N`` copies of the command;
+torchrun sets ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``, and
+:func:`process_group` joins them into one process group (``gloo`` on CPU, ``nccl`` on CUDA).
+Without those variables it does nothing and training stays in one process.
+
+Inside the group the :class:`~pyro_dgm.infer.trainer.Trainer` trains every rank on a disjoint
+shard of every global batch:
+
+- every rank draws the same global batch order from the shared seed (the Trainer's batch
+  generator), and rank ``r`` takes the rows ``r::world`` of each global batch;
+- the zoo's losses are sums over the examples of the batch (``pyro.plate("data", n)`` over the
+  local rows, no rescaling), so the gradients are **summed** over ranks (one ``all_reduce`` of
+  all of them, after ``backward``): the result is the gradient of the loss of the whole global
+  batch, as one process would compute it. The reported loss is summed the same way;
+- Monte Carlo noise differs per rank (Pyro seeded with ``seed + rank``), while the parameters
+  start equal (the shared seed, then a broadcast from rank 0) and stay equal (the same summed
+  gradients and the same Adam step on every rank);
+- rank 0 alone writes the run folder; evaluation runs on rank 0 only.
+
+A loss is a sum over examples only when every latent site lies in ``plate("data")``: a model
+with global latents (a mixture's component parameters, say) would count their prior once per
+rank, so it is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+import pyro
+from pyro.poutine import Trace
+from pyro.poutine.util import site_is_subsample
+
+from pyro_dgm.errors import PyroDGMError
+
+# what torchrun sets for every process it starts
+LAUNCH_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class DataParallel:
+    """This process's place in the process group: ``rank`` of ``world`` processes."""
+
+    rank: int
+    world: int
+
+    @property
+    def writes(self) -> bool:
+        """Whether this rank writes files (rank 0 only)."""
+        return self.rank == 0
+
+    def shard(self, args: tuple) -> tuple:
+        """This rank's rows ``rank::world`` of every tensor in the global batch ``args``."""
+        return tuple(a[self.rank::self.world] if isinstance(a, torch.Tensor) else a
+                     for a in args)
+
+    def check_batches(self, examples: int, batch_size: int) -> None:
+        """Refuse a data set or batch size that would leave a rank without examples."""
+        if examples < self.world:
+            raise PyroDGMError(f"the data set has {examples} examples, fewer than the "
+                               f"{self.world} processes; use fewer processes")
+        last = examples % batch_size
+        if 0 < last < self.world:
+            raise PyroDGMError(f"with {examples} examples and batch size {batch_size} the last "
+                               f"batch of every epoch has {last} example(s), fewer than the "
+                               f"{self.world} processes; choose another batch size")
+
+    def sum(self, value: float) -> float:
+        """``value`` summed over the ranks."""
+        total = torch.tensor([value], dtype=torch.float64, device=_device())
+        dist.all_reduce(total)
+        return float(total.item())
+
+    def sum_gradients(self, params: list[torch.Tensor]) -> None:
+        """Replace each parameter's gradient by its sum over the ranks, in one ``all_reduce``.
+
+        A parameter with no gradient on any rank keeps none (so Adam leaves it alone, as one
+        process would); one with a gradient on some rank gets the sum, zeros counting for the
+        others.
+        """
+        if not params:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        present = torch.tensor([float(p.grad is not None) for p in params],
+                               dtype=grads[0].dtype, device=grads[0].device)
+        flat = torch.cat([g.reshape(-1) for g in grads] + [present])
+        dist.all_reduce(flat)
+        sums = flat[:-len(params)].split([p.numel() for p in params])
+        for p, total, anywhere in zip(params, sums, flat[-len(params):].tolist()):
+            p.grad = total.view_as(p).clone() if anywhere > 0 else None
+
+    def broadcast_parameters(self, params: list[torch.Tensor]) -> None:
+        """Copy rank 0's values of ``params`` into every rank's."""
+        with torch.no_grad():
+            for p in params:
+                dist.broadcast(p.data, src=0)
+
+    def seed_noise(self, seed: int, steps: int) -> None:
+        """Seed this rank's Monte Carlo noise: ``seed + rank`` at the start; a run resumed after
+        ``steps`` steps takes ``seed + rank + world * steps`` (a stream no rank used before)."""
+        pyro.set_rng_seed(seed + self.rank + self.world * steps)
+
+
+def _device() -> torch.device:
+    """Where the backend reduces tensors: the current CUDA device under nccl, else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def current() -> DataParallel | None:
+    """This process's place in the default process group, or None when there is none."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    return DataParallel(dist.get_rank(), dist.get_world_size())
+
+
+def writes_files() -> bool:
+    """Whether this process writes run folders: always, except on ranks other than 0."""
+    group = current()
+    return group is None or group.writes
+
+
+def launched() -> bool:
+    """Whether torchrun (or another launcher setting ``WORLD_SIZE``) started this process."""
+    return "WORLD_SIZE" in os.environ
+
+
+def backend_for(device: str) -> str:
+    """``nccl`` for CUDA, ``gloo`` for the CPU."""
+    return "nccl" if device == "cuda" else "gloo"
+
+
+@contextlib.contextmanager
+def process_group(device: str = "cpu"):
+    """Join the process group that torchrun set up, for the duration of the block.
+
+    Yields the :class:`DataParallel` place of this process, or None (and does nothing) when the
+    process was not launched by torchrun. A launch that lacks one of torchrun's variables is
+    refused in one sentence. A block that ends normally waits for every rank before leaving
+    the group (rank 0 may still be evaluating and writing).
+    """
+    if not launched():
+        yield None
+        return
+    missing = [name for name in LAUNCH_VARIABLES if name not in os.environ]
+    if missing:
+        raise PyroDGMError(f"WORLD_SIZE is set but {', '.join(missing)} is not: launch "
+                           f"data-parallel training with torchrun")
+    if device == "cuda":
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    dist.init_process_group(backend_for(device))
+    try:
+        yield current()
+        dist.barrier()  # every rank leaves together, once rank 0 has written the run folder
+    finally:
+        dist.destroy_process_group()
+
+
+def check_sums_over_examples(*traces: Trace) -> None:
+    """Refuse programs with a sample site outside ``plate("data")``: their loss is not a sum
+    over examples, so shards of a batch cannot be summed into the global batch's loss."""
+    for trace in traces:
+        for name, site in trace.nodes.items():
+            if site["type"] != "sample" or site_is_subsample(site):  # a plate's own site
+                continue
+            if not any(frame.name == "data" for frame in site["cond_indep_stack"]):
+                raise PyroDGMError(f"site {name!r} lies outside plate('data'), so the loss is "
+                                   f"not a sum over examples and cannot be split over "
+                                   f"processes; train this model in one process")
