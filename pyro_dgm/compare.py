@@ -54,7 +54,7 @@ from pyro_dgm.experiment import (
     read_json,
 )
 from pyro_dgm.infer.estimators import log_likelihood_bounds
-from pyro_dgm.infer.gradients import gradient_variance
+from pyro_dgm.infer.gradients import gradient_variance, guide_parameters
 from pyro_dgm.infer.objectives import build_objective, get_objective
 from pyro_dgm.infer.trainer import Trainer, TrainingDiverged, program_traces, resolve_device
 from pyro_dgm.zoo import get_entry
@@ -501,6 +501,8 @@ def _variances(specs, reference_spec, experiment: Callable, seed: int, x, num_es
         if point is not None:
             model.load_state_dict(point[0])
             guide.load_state_dict(point[1])
+        if not guide_parameters(guide, x):  # an empty guide (exact likelihoods): none to measure
+            continue
         loss = build_objective(spec.name, model, guide, **spec.options)
         loss.prepare((x,), *program_traces(model, guide, x))
         if hasattr(loss, "fit_baselines"):  # e.g. NVIL: its baselines fitted at this point too

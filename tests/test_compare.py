@@ -276,3 +276,12 @@ def test_measuring_variance_changes_no_parameter_and_leaves_no_gradient():
     after = list((*model.parameters(), *guide.parameters()))
     assert all(torch.equal(b, a) for b, a in zip(before, after))
     assert all(p.grad is None for p in after)
+
+
+def test_a_model_with_an_empty_guide_compares_with_no_gradient_variance(tmp_path):
+    """NADE's guide is empty (its likelihood is exact): no guide gradient to measure."""
+    result = compare("nade", ["elbo"], dataset="bars", epochs=1, hyper={"hidden": 8},
+                     data_options={"n_train": 100, "n_test": 40}, iwae_samples=2,
+                     eval_examples=20, variance_samples=3, progress=False, out=tmp_path / "c")
+    row = result.summary()[0]
+    assert math.isfinite(row["final_nll"]["mean"]) and math.isnan(row["grad_snr"]["mean"])
