@@ -71,7 +71,7 @@ def command_train(args) -> None:
             read_config_file(args.config), parse_settings(args.set), model=args.model,
             dataset=args.dataset, objective=args.objective, epochs=args.epochs,
             seconds=args.seconds, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-            device=args.device, data_dir=args.data_dir)
+            device=args.device, data_dir=args.data_dir, precision=args.precision)
         args.model, args.dataset = config["model"], config["dataset"]
     elif args.model is None:
         raise PyroDGMError("name a model (pyro-dgm train MODEL; pyro-dgm list shows them) or "
@@ -83,7 +83,8 @@ def command_train(args) -> None:
         experiment = Experiment.from_run(out, trackers=trackers)
         given = {"model": args.model, "dataset": args.dataset, "objective": args.objective,
                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                 "epochs": args.epochs, "seconds": args.seconds, "device": args.device}
+                 "epochs": args.epochs, "seconds": args.seconds, "device": args.device,
+                 "precision": args.precision}
         if args.set:
             entry = experiment.entry
             given.update(split_settings(entry, experiment.config["dataset"],
@@ -95,7 +96,8 @@ def command_train(args) -> None:
                              batch_size=args.batch_size, lr=args.lr,
                              seed=0 if args.seed is None else args.seed,
                              device=args.device or "cpu", data_dir=args.data_dir,
-                             settings=parse_settings(args.set))
+                             settings=parse_settings(args.set),
+                             precision=args.precision or "fp32")
     if not args.resume:
         experiment = Experiment(config, out=out, trackers=trackers)
     _interrupted_note[0] = lambda: _kept(experiment)
@@ -184,9 +186,15 @@ def _kept(experiment: Experiment) -> str:
 def command_evaluate(args) -> None:
     experiment = Experiment.from_run(args.run_dir, args.device)
     _interrupted_note[0] = lambda: f"{Path(args.run_dir) / EVAL} was not written"
-    metrics = experiment.evaluate(iwae_samples=args.iwae_samples, knn=args.knn,
-                                  progress=not args.quiet)
-    print(json.dumps(metrics, indent=2))
+    with distributed.process_group(experiment.config["device"]) as group:  # under torchrun
+        lead = group is None or group.writes  # the one process that reports and writes
+        if group is not None:
+            group.check_same({"run": str(Path(args.run_dir).resolve()),
+                              "iwae_samples": args.iwae_samples, "knn": args.knn})
+        metrics = experiment.evaluate(iwae_samples=args.iwae_samples, knn=args.knn,
+                                      progress=lead and not args.quiet)
+    if lead:
+        print(json.dumps(metrics, indent=2))
 
 
 def _compare_kept(out: Path) -> str:
@@ -277,11 +285,14 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-dir", help="where data files are (default: $PYRO_DGM_DATA, "
                                           "then ~/.cache/pyro_dgm)")
     train.add_argument("--device", choices=["cpu", "cuda"], help="default: cpu")
+    train.add_argument("--precision", choices=["fp32", "bf16"],
+                       help="default: fp32; bf16 autocasts the forward pass to bfloat16 "
+                            "(parameters and optimizer stay fp32) where the objective allows it")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="a hyper-parameter, objective option or data option")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its checkpoint (only --epochs, "
-                            "--seconds and --device may change)")
+                            "--seconds, --device and --precision may change)")
     train.add_argument("--overwrite", action="store_true",
                        help="replace the run in --out instead of refusing")
     train.add_argument("--eval-samples", type=int, default=100,
@@ -370,7 +381,7 @@ COMMANDS = {"list": command_list, "train": command_train, "runs": command_runs,
 
 
 # commands that would write the same files from every process under torchrun
-DATA_PARALLEL_REFUSED = ("evaluate", "sample", "compare", "reproduce")
+DATA_PARALLEL_REFUSED = ("sample", "compare", "reproduce")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,10 +39,11 @@ from pyro_dgm.data import Dataset, dataset_options, load_dataset, model_takes
 from pyro_dgm.data.registry import parse_dataset_name
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import Trainer, get_objective, load_checkpoint
-from pyro_dgm.infer.distributed import writes_files
+from pyro_dgm.infer import distributed
+from pyro_dgm.infer.distributed import sharded_evaluation, writes_files
 from pyro_dgm.infer.estimators import progress_bars
-from pyro_dgm.infer.objectives import check_objective_options
-from pyro_dgm.infer.trainer import resolve_device
+from pyro_dgm.infer.objectives import check_objective_options, refuse_unless
+from pyro_dgm.infer.trainer import PRECISIONS, resolve_device
 from pyro_dgm.tracking import (
     TrackerGroup,
     check_trackers,
@@ -140,6 +141,12 @@ def validate_config(config: dict) -> dict:
                                 or not 0 < seconds < math.inf):
         raise PyroDGMError(f"--seconds must be a positive finite number, got {seconds!r}")
     resolve_device(config["device"])
+    precision = config.get("precision", "fp32")
+    if precision not in PRECISIONS:
+        raise PyroDGMError(f"unknown precision {precision!r}; expected one of "
+                           f"{', '.join(PRECISIONS)}")
+    if precision == "bf16":
+        refuse_unless(config["objective"], "bf16")
     check_objective_options(config["objective"], config["objective_options"])
     return config
 
@@ -156,7 +163,7 @@ def make_config(model: str, *, dataset: str = "bars", objective: str | None = No
                 epochs: int | None = None, seconds: float | None = None,
                 batch_size: int | None = None, lr: float | None = None, seed: int = 0,
                 device: str = "cpu", data_dir: str | None = None,
-                settings: dict | None = None) -> dict:
+                settings: dict | None = None, precision: str = "fp32") -> dict:
     """A complete, validated run configuration (the keys of ``config.json``).
 
     Unset values take the zoo entry's published defaults; ``settings`` mixes hyper-parameters,
@@ -177,6 +184,7 @@ def make_config(model: str, *, dataset: str = "bars", objective: str | None = No
         "seconds": seconds,
         "batch_size": training["batch_size"] if batch_size is None else batch_size,
         "lr": training["lr"] if lr is None else lr, "seed": seed, "device": device,
+        "precision": precision,
         "data_dir": None if data_dir is None else str(data_dir),
         "hyper": entry.hyper(routed["hyper"]),
         "objective_options": routed["objective_options"], "data_options": routed["data_options"],
@@ -185,7 +193,7 @@ def make_config(model: str, *, dataset: str = "bars", objective: str | None = No
 
 # keys a config file may hold: those of config.json (``seconds`` too); the three tables
 # hold hyper-parameters, objective options and data options
-CONFIG_FILE_KEYS = (*CONFIG_KEYS, "seconds")
+CONFIG_FILE_KEYS = (*CONFIG_KEYS, "seconds", "precision")
 SETTING_TABLES = ("hyper", "objective_options", "data_options")
 
 
@@ -290,13 +298,14 @@ def read_config(run_dir: Path) -> dict:
         raise PyroDGMError(f"{Path(run_dir) / CONFIG} lacks the key(s) {', '.join(missing)}; "
                            f"it was not written by pyro-dgm train")
     config.setdefault("seconds", None)
+    config.setdefault("precision", "fp32")  # runs written before --precision existed
     return config
 
 
 # -- the run folder -----------------------------------------------------------------------
 RUN_FILES = (CONFIG, CHECKPOINT, METRICS, EVAL)
 # what may differ between a run's config.json and the flags that resume it
-RESUMABLE = ("epochs", "seconds", "device")
+RESUMABLE = ("epochs", "seconds", "device", "precision")
 
 
 def check_writable(out: Path) -> None:
@@ -427,7 +436,8 @@ class Experiment:
                                lr=self.config["lr"], batch_size=self.config["batch_size"],
                                seed=self.config["seed"], device=self.config["device"],
                                objective_options=self.config["objective_options"],
-                               checkpoint=checkpoint, progress=progress)
+                               checkpoint=checkpoint, progress=progress,
+                               precision=self.config.get("precision", "fp32"))
         self.trainer.on_step.append(lambda trainer, loss: self.tracker.log_scalars(
             {"train/step_loss": loss}, trainer.steps))
         self.trainer.on_epoch.append(lambda trainer, entry: self.tracker.log_scalars(
@@ -453,7 +463,8 @@ class Experiment:
         train, test = self.data
         seconds = sum(h["seconds"] for h in self.history)
         pyro.set_rng_seed(self.config["seed"])
-        held_out = self.entry.test_metrics(self.model, self.guide, test, eval_samples)
+        with sharded_evaluation():  # shared out over the processes of a data-parallel run
+            held_out = self.entry.test_metrics(self.model, self.guide, test, eval_samples)
         return {
             "model": self.config["model"], "dataset": self.config["dataset"],
             "objective": self.config["objective"], "epochs": len(self.history),
@@ -476,9 +487,16 @@ class Experiment:
         checkpoint) or ``overwrite`` (start it anew); a folder another process trains into is
         refused. ``log`` (e.g. ``print``) is told when training ends and where results go;
         ``figures=False`` skips the figures (a study's smoke runs). The trackers are opened
-        here and closed when the run ends, however it ends. Under data parallelism ranks other
-        than 0 only train (they check, lock and write nothing, and return ``{}``).
+        here and closed when the run ends, however it ends. Under data parallelism every rank
+        must run the same configuration (checked first, one sentence otherwise); ranks other
+        than 0 train and share the held-out metrics, but check, lock and write nothing, and
+        return ``{}``.
         """
+        group = distributed.current()
+        if group is not None:  # data_dir: where a node keeps its files may differ
+            group.check_same({**self.config, "resume": resume, "overwrite": overwrite,
+                              "eval_samples": eval_samples, "figures": figures},
+                             ignore=("data_dir",))
         if self.out is None or not writes_files():
             return self._train_and_report(resume, eval_samples, progress, log, figures)
         check_writable(self.out)
@@ -508,14 +526,14 @@ class Experiment:
         started = time.perf_counter()
         self.tracker.log_config(self.config)
         self.train(resume=resume, progress=progress)
-        if not writes_files():  # evaluation and files are rank 0's
-            return {}
         if log is not None:
             epochs = len(self.history)
             log(f"trained {self.config['model']} on {self.config['dataset']} for {epochs} "
                 f"epoch{'s' if epochs != 1 else ''} ({time.perf_counter() - started:.1f} s); "
                 f"writing metrics and figures to {self.out}")
-        metrics = self.metrics(eval_samples)
+        metrics = self.metrics(eval_samples)  # every rank: the evaluation is shared out
+        if not writes_files():  # files are rank 0's
+            return {}
         self.tracker.log_scalars(metric_scalars(metrics), len(self.history))
         if self.out is not None:
             write_json(metrics, self.out / METRICS)
@@ -546,17 +564,18 @@ class Experiment:
                  examples: int | None = None, progress: bool = False) -> dict:
         """Held-out metrics of the restored run (``eval.json``) on the first ``examples`` test
         examples (None: all); ``knn`` needs labels; ``progress`` shows a bar over the test
-        examples while the IWAE bound is computed."""
+        examples while the IWAE bound is computed. Under data parallelism every rank calls it,
+        the estimators share out the test examples, and rank 0 writes ``eval.json``."""
         if self.model is None:
             self.restore()
         train, test = self.data
         test = test.head(examples)
-        with progress_bars(progress):
+        with progress_bars(progress), sharded_evaluation():
             metrics = self.entry.evaluate(self.model, self.guide, test, train,
                                           iwae_samples=iwae_samples,
                                           knn=knn and test.y is not None,
                                           seed=self.config["seed"])
-        if self.out is not None:
+        if self.out is not None and writes_files():
             write_json(metrics, self.out / EVAL)
         return metrics
 

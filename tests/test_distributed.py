@@ -10,7 +10,9 @@ every rank, and losses close to one process's.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,12 +29,16 @@ from pyro.nn import PyroModule
 from pyro_dgm.cli import main
 from pyro_dgm.data import load_dataset
 from pyro_dgm.errors import PyroDGMError
-from pyro_dgm.infer import Trainer, distributed
+from pyro_dgm.infer import OBJECTIVES, Objective, Trainer, distributed, register_objective
+from pyro_dgm.infer.counting import infer_counts
+from pyro_dgm.infer.estimators import knn_error, encode_all
+from pyro_dgm.infer.evaluate import evaluate
+from pyro_dgm.infer.objectives import elbo_loss
 from pyro_dgm.zoo import get_entry
 
 WORLD = 2
 EXAMPLES, BATCH = 205, 20  # the last batch has 5 rows: shards of 3 and 2
-OBJECTIVES = {"elbo": "vae", "iwae": "vae", "rws": "vae", "wake-sleep": "sbn"}
+STOCHASTIC = {"elbo": "vae", "iwae": "vae", "rws": "vae", "wake-sleep": "sbn"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -93,7 +99,7 @@ def map_run(epochs: int, checkpoint=None, resume=False) -> dict:
 
 def objective_run(objective: str) -> dict:
     """One epoch of a zoo model under ``objective``."""
-    model_name = OBJECTIVES[objective]
+    model_name = STOCHASTIC[objective]
     data = load_dataset("bars", "train", n_train=EXAMPLES)
     entry = get_entry(model_name)
     hyper = {"z_dim": 2, "hidden": 8} if model_name == "vae" else {"layers": [4]}
@@ -102,6 +108,62 @@ def objective_run(objective: str) -> dict:
     trainer = Trainer(model, guide, objective, lr=0.01, batch_size=BATCH, seed=0, progress=False)
     trainer.fit(data, 1)
     return {"loss": trainer.history[0]["loss"], "params": parameters(trainer)}
+
+
+# a small zoo model for every objective declared data-parallel safe: (model, data set, hyper)
+SMALL_AIR = {"steps": 2, "z_what_dim": 2, "hidden": 8, "rnn_hidden": 8, "embed": 8}
+CASES = {
+    **{name: ("vae", "bars", {"z_dim": 2, "hidden": 8})
+       for name in ("elbo", "meanfield", "tracegraph", "iwae", "rws")},
+    **{name: ("sbn", "bars", {"layers": [4]}) for name in ("wake-sleep", "nvil", "prior-is")},
+    "enum-elbo": ("dlgmm", "bars", {"z_dim": 2, "components": 2, "hidden": 8}),
+    "ss-elbo": ("m2", "bars-ssl", {"z_dim": 2, "hidden": 8}),
+    **{name: ("polyreg", "polyreg", {"hidden": 8}) for name in ("sleep", "csis")},
+    **{name: ("air", "multi-mnist", SMALL_AIR) for name in ("count-enum", "tracegraph-steps")},
+}
+UNDECLARED = "undeclared-test-objective"  # registered in the workers only
+
+
+def small_model(name: str, dataset: str, hyper: dict, split="train", examples=16):
+    data = load_dataset(dataset, split, n_train=examples, n_test=examples)
+    entry = get_entry(name)
+    pyro.set_rng_seed(0)
+    model, guide = entry.build(entry.hyper(hyper), data)
+    return model, guide, data
+
+
+def objective_epoch(objective: str):
+    """One epoch (2 steps) of objective's small model: every parameter afterwards (the
+    objective's own too) and whether any moved, or the refusal's sentence."""
+    model, guide, data = small_model(*CASES.get(objective, CASES["elbo"]))
+    try:
+        trainer = Trainer(model, guide, objective, lr=0.01, batch_size=8, seed=0, progress=False)
+        trainer.fit(data, 1)
+    except PyroDGMError as error:
+        return str(error)
+    after = {name: p.detach().clone() for name, p in trainer.loss.named_parameters()}
+    initial_model, initial_guide, _ = small_model(*CASES[objective])
+    before = {f"{part}.{name}": p for part, module in (("model", initial_model),
+                                                      ("guide", initial_guide))
+              for name, p in module.named_parameters()}
+    moved = any(not torch.equal(p, after[name]) for name, p in before.items())
+    return {"params": after, "moved": moved, "loss": trainer.history[0]["loss"]}
+
+
+def sharded_estimates() -> dict:
+    """The estimators on a fixed (untrained, seeded) VAE and AIR guide, shared out over the
+    processes when a group is open: IWAE-k and ELBO per example, kNN error, AIR's counts."""
+    model, guide, train = small_model("vae", "bars", {"z_dim": 2, "hidden": 8}, examples=EXAMPLES)
+    test = load_dataset("bars", "test").head(250)
+    _, air_guide, canvases = small_model("air", "multi-mnist", SMALL_AIR, "test", examples=30)
+    with distributed.sharded_evaluation():
+        metrics = evaluate(model, guide, test, train, iwae_samples=5, knn=True, seed=0,
+                           batch_size=30)  # 9 batches of 30 and 10 rows: uneven shares
+        codes = encode_all(guide.encode, test.x)
+        knn = knn_error(encode_all(guide.encode, train.x), train.y, codes, test.y, batch_size=40)
+        counts = infer_counts(air_guide, canvases.x, batch_size=8)
+        mine = list(distributed.my_batches(9))
+    return {"evaluate": metrics, "knn": knn, "counts": counts, "mine": mine}
 
 
 def refusal(**trainer_options) -> str:
@@ -117,15 +179,48 @@ def worker(rank: int, port: int, folder: Path) -> None:
     os.environ.update(WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
+    register_objective(Objective(UNDECLARED, "Trace_ELBO, declaring nothing",
+                                 lambda model, guide: elbo_loss(model, guide,
+                                                                pyro.infer.Trace_ELBO())))
     with distributed.process_group("cpu") as group:
         results = {
             "group": (group.rank, group.world),
             "map": map_run(2),
             "resume": map_run(3, checkpoint=folder / "resumed.pt", resume=True),
-            "objectives": {name: objective_run(name) for name in OBJECTIVES},
+            "two": map_run(2, checkpoint=folder / "two.pt"),
+            "objectives": {name: objective_run(name) for name in STOCHASTIC},
+            "every objective": {name: objective_epoch(name) for name in OBJECTIVES},
+            "estimates": sharded_estimates(),
+            "mismatch": mismatch(group),
             "odd batch": refusal(batch_size=BATCH + 1),
         }
     torch.save(results, folder / f"rank{rank}.pt")
+
+
+def mismatch(group) -> str:
+    try:
+        group.check_same({"model": "vae", "lr": 0.1 * (group.rank + 1), "data_dir": group.rank},
+                         ignore=("data_dir",))
+    except PyroDGMError as error:
+        return str(error)
+    return "not refused"
+
+
+def dying_worker(rank: int, port: int, folder: Path) -> None:
+    """Rank 1 dies (as if killed) in the second epoch; rank 0 records what it says."""
+    os.environ.update(WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    data = load_dataset("bars", "train", n_train=EXAMPLES)
+    try:
+        with distributed.process_group("cpu"):
+            trainer = Trainer(MapModel(), MapGuide(), "elbo", lr=0.05, batch_size=BATCH, seed=0,
+                              progress=False, checkpoint=folder / "dies.pt")
+            if rank == 1:
+                trainer.on_step.append(lambda t, loss: t.steps == 14 and os._exit(3))
+            trainer.fit(data, 3)
+    except PyroDGMError as error:
+        (folder / f"said{rank}.txt").write_text(str(error))
 
 
 def free_port() -> int:
@@ -141,7 +236,8 @@ def ranks(tmp_path_factory):
     one_epoch = map_run(1, checkpoint=folder / "resumed.pt")  # what the 2 processes resume
     assert len(one_epoch["history"]) == 1
     torch.multiprocessing.spawn(worker, args=(free_port(), folder), nprocs=WORLD)
-    return [torch.load(folder / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD)]
+    return [{**torch.load(folder / f"rank{rank}.pt", weights_only=False), "folder": folder}
+            for rank in range(WORLD)]
 
 
 def assert_same_parameters(first: dict, second: dict, **tolerance) -> None:
@@ -170,12 +266,12 @@ def test_two_processes_follow_the_one_process_trajectory(ranks):
 def test_parameters_are_identical_across_ranks(ranks):
     first, second = ranks
     assert_same_parameters(first["map"]["params"], second["map"]["params"], rtol=0, atol=0)
-    for name in OBJECTIVES:
+    for name in STOCHASTIC:
         assert_same_parameters(first["objectives"][name]["params"],
                                second["objectives"][name]["params"], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("objective", list(OBJECTIVES))
+@pytest.mark.parametrize("objective", list(STOCHASTIC))
 def test_stochastic_objectives_train_like_one_process(ranks, objective):
     single = objective_run(objective)
     losses = [rank["objectives"][objective]["loss"] for rank in ranks]
@@ -192,6 +288,69 @@ def test_resume_under_two_processes_continues_a_one_process_run(ranks):
                                    torch.tensor(uninterrupted["losses"][11:]), rtol=1e-5,
                                    atol=1e-6)
         assert_same_parameters(resumed["params"], uninterrupted["params"], rtol=1e-4, atol=1e-5)
+
+
+def test_resume_in_one_process_continues_a_two_process_run(ranks, tmp_path):
+    uninterrupted = map_run(3)
+    two = ranks[0]["two"]
+    assert [h["epoch"] for h in two["history"]] == [1, 2]
+    shutil.copy(ranks[0]["folder"] / "two.pt", tmp_path / "two.pt")
+    resumed = map_run(3, checkpoint=tmp_path / "two.pt", resume=True)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    torch.testing.assert_close(torch.tensor(resumed["losses"]),
+                               torch.tensor(uninterrupted["losses"][22:]), rtol=1e-5, atol=1e-6)
+    assert_same_parameters(resumed["params"], uninterrupted["params"], rtol=1e-4, atol=1e-5)
+
+
+def test_every_objective_is_data_parallel_or_refused_by_name(ranks):
+    first, second = (rank["every objective"] for rank in ranks)
+    assert set(first) == set(OBJECTIVES) | {UNDECLARED}
+    for name, result in first.items():
+        declared = OBJECTIVES[name].data_parallel if name in OBJECTIVES else None
+        if declared is not True:
+            assert isinstance(result, str) and f"objective {name!r} cannot train data-parallel" \
+                in result, (name, result)
+            continue
+        assert name in CASES, f"objective {name!r} is declared data-parallel: give it a case"
+        assert not isinstance(result, str), (name, result)
+        assert result["moved"], f"{name}: a step changed no parameter of the model or guide"
+        assert result["loss"] == second[name]["loss"]
+        assert_same_parameters(result["params"], second[name]["params"], rtol=0, atol=0)
+    assert isinstance(first[UNDECLARED], str)  # a new objective must declare itself
+
+
+def test_sharded_evaluation_gives_the_one_process_numbers(ranks):
+    single = sharded_estimates()  # no process group here: one process computes everything
+    for rank in ranks:
+        estimates = rank["estimates"]
+        assert estimates["evaluate"] == single["evaluate"]
+        assert estimates["knn"] == single["knn"]
+        assert torch.equal(estimates["counts"], single["counts"])
+    assert single["evaluate"]["knn_error"] is not None
+    assert [rank["estimates"]["mine"] for rank in ranks] == [[0, 2, 4, 6, 8], [1, 3, 5, 7]]
+
+
+def test_mismatched_configurations_stop_every_rank(ranks):
+    for rank in ranks:
+        assert rank["mismatch"] == ("the processes were started with different configurations "
+                                    "(rank 1 differs from rank 0 in lr); start every process "
+                                    "with the same command")
+
+
+def test_a_rank_that_dies_stops_the_others_with_one_sentence(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    port = free_port()
+    processes = [context.Process(target=dying_worker, args=(rank, port, tmp_path))
+                 for rank in range(WORLD)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=90)
+    assert [p.exitcode for p in processes] == [0, 3]
+    said = (tmp_path / "said0.txt").read_text()
+    assert said.startswith("another process of the group stopped")
+    assert "in epoch 2; the last good checkpoint (epoch 1) is kept" in said
+    assert len(torch.load(tmp_path / "dies.pt", weights_only=False)["history"]) == 1
 
 
 def test_a_batch_size_that_does_not_divide_is_refused(ranks):
@@ -243,7 +402,7 @@ def test_a_partial_launch_environment_is_refused(monkeypatch):
 
 def test_commands_that_write_shared_files_are_refused_under_torchrun(monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert main(["evaluate", "runs/anything"]) == 2
+    assert main(["sample", "runs/anything"]) == 2
     assert "only pyro-dgm train runs data-parallel" in capsys.readouterr().err
 
 

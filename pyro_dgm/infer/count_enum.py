@@ -43,7 +43,7 @@ from pyro.poutine.messenger import Messenger
 
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer.estimators import sample_sites
-from pyro_dgm.infer.objectives import Objective, ObjectiveLoss, register_objective
+from pyro_dgm.infer.objectives import STATELESS, Objective, ObjectiveLoss, register_objective
 from pyro_dgm.infer.stepwise import STEP
 
 PRESENCE = re.compile(r"^z_pres_(\d+)$")
@@ -129,5 +129,5 @@ class CountEnum_ELBO(ObjectiveLoss):
 
 register_objective(Objective(
     "count-enum", "ELBO with the number of objects summed out exactly (AIR-style scenes)",
-    lambda model, guide: CountEnum_ELBO(model, guide), {},
+    lambda model, guide: CountEnum_ELBO(model, guide), {}, **STATELESS,
 ))

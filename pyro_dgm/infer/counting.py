@@ -13,13 +13,18 @@ from __future__ import annotations
 import torch
 
 from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.infer import distributed
 from pyro_dgm.infer.evaluate import device_of
 
 
 @torch.no_grad()
 def infer_counts(guide, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """The guide's inferred counts (N,) for canvases ``x`` (N, D), in batches."""
-    return torch.cat([guide.count(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    """The guide's inferred counts (N,) for canvases ``x`` (N, D), in batches (shared out over
+    the processes under :func:`~pyro_dgm.infer.distributed.sharded_evaluation`)."""
+    starts = range(0, x.shape[0], batch_size)
+    counts = {b: guide.count(x[starts[b]:starts[b] + batch_size])
+              for b in distributed.my_batches(len(starts))}
+    return torch.cat(distributed.gather_batches(counts, len(starts)))
 
 
 def confusion_matrix(true_counts: torch.Tensor, inferred: torch.Tensor, size: int) -> torch.Tensor:

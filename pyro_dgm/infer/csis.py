@@ -35,6 +35,7 @@ from pyro.infer import CSIS
 from pyro.poutine import Trace
 
 from pyro_dgm.infer.objectives import (
+    STATELESS,
     Objective,
     ObjectiveLoss,
     check_particles,
@@ -107,8 +108,10 @@ register_objective(Objective(
     "sleep", "sleep phase / inference compilation: -log q(latents | data) on a vectorized batch "
              "of data sets simulated from the model",
     lambda model, guide, particles: Sleep(model, guide, particles), {"particles": 1},
+    **STATELESS,
 ))
 register_objective(Objective(
     "csis", "Pyro's CSIS: the same loss, one simulated data set per trace in a Python loop",
     lambda model, guide, particles: PyroCSIS(model, guide, particles), {"particles": 1},
+    **STATELESS,
 ))

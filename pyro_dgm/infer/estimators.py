@@ -34,6 +34,7 @@ from pyro.poutine.util import site_is_subsample
 from tqdm import tqdm
 
 from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.infer import distributed
 
 _SHOW_PROGRESS = [False]
 
@@ -172,28 +173,46 @@ def log_likelihood_bounds(model, guide, x: torch.Tensor, num_samples: int = 1000
     is refused in one sentence that names the site whose log-density was not finite. Samples
     are drawn in chunks of at most ``max_elements / (batch * dim)`` so that memory stays bounded
     for k in the thousands.
+
+    The noise of batch ``b`` (examples ``b * batch_size`` onwards) is seeded by ``base + b``, with
+    ``base`` drawn from the random state on entry, which is left at ``base + batches``: under
+    :func:`~pyro_dgm.infer.distributed.sharded_evaluation` the batches are shared out over the
+    processes and each example's estimate is the one a single process computes.
     """
     if num_samples < 1:
         raise PyroDGMError(f"the number of importance samples must be positive, got {num_samples}")
     max_plate_nesting = guess_max_plate_nesting(model, guide, x[:2])
     chunk = max(1, min(num_samples, max_elements // max(1, batch_size * x.shape[-1])))
-    elbos, iwaes = [], []
+    batches = list(_batches(x, batch_size))
+    base = distributed.evaluation_seed()
+    bounds, error = {}, None
     bar = tqdm(total=x.shape[0], desc=f"IWAE-{num_samples}", unit="example",
                disable=not _SHOW_PROGRESS[0], leave=False)
-    for x_batch in _batches(x, batch_size):
-        log_weights = torch.cat([
-            log_importance_weights(model, guide, x_batch, min(chunk, num_samples - start),
-                                   max_plate_nesting)
-            for start in range(0, num_samples, chunk)
-        ])
-        impossible = (log_weights == -math.inf).all(0)
-        if impossible.any():
-            _refuse_impossible(model, guide, x_batch[impossible], num_samples, max_plate_nesting)
-        elbos.append(log_weights.mean(0))
-        iwaes.append(torch.logsumexp(log_weights, 0) - math.log(num_samples))
-        bar.update(x_batch.shape[0])
+    try:
+        for b in distributed.my_batches(len(batches)):
+            pyro.set_rng_seed(base + b)
+            bounds[b] = _bounds(model, guide, batches[b], num_samples, chunk, max_plate_nesting)
+            bar.update(batches[b].shape[0])
+    except PyroDGMError as refusal:  # said on every process, none left waiting for this one
+        error = str(refusal)
     bar.close()
-    return torch.cat(elbos), torch.cat(iwaes)
+    bounds = distributed.gather_batches(bounds, len(batches), error)
+    pyro.set_rng_seed(base + len(batches))
+    return torch.cat([elbo for elbo, _ in bounds]), torch.cat([iwae for _, iwae in bounds])
+
+
+def _bounds(model, guide, x: torch.Tensor, num_samples: int, chunk: int,
+            max_plate_nesting: int) -> torch.Tensor:
+    """``(elbo, iwae)`` per example of one batch ``x`` (:func:`log_likelihood_bounds`)."""
+    log_weights = torch.cat([
+        log_importance_weights(model, guide, x, min(chunk, num_samples - start),
+                               max_plate_nesting)
+        for start in range(0, num_samples, chunk)
+    ])
+    impossible = (log_weights == -math.inf).all(0)
+    if impossible.any():
+        _refuse_impossible(model, guide, x[impossible], num_samples, max_plate_nesting)
+    return log_weights.mean(0), torch.logsumexp(log_weights, 0) - math.log(num_samples)
 
 
 def _refuse_impossible(model, guide, x: torch.Tensor, num_samples: int,
@@ -228,16 +247,18 @@ def knn_error(train_codes: torch.Tensor, train_labels: torch.Tensor, test_codes:
         raise PyroDGMError(f"kNN with k = {max(ks)} needs at least {max(ks)} training codes, "
                            f"got {train_codes.shape[0]}")
     n_classes = int(torch.cat([train_labels, test_labels]).max()) + 1
-    errors = {k: 0 for k in ks}
-    for start in range(0, test_codes.shape[0], batch_size):
+    starts = range(0, test_codes.shape[0], batch_size)
+    errors = {}  # by batch: the number of errors for each k (batches shared out over processes)
+    for b in distributed.my_batches(len(starts)):
+        start = starts[b]
         distances = torch.cdist(test_codes[start:start + batch_size], train_codes)
         nearest = distances.topk(max(ks), dim=1, largest=False).indices
         neighbour_labels = train_labels[nearest]
         truth = test_labels[start:start + batch_size]
-        for k in ks:
-            votes = torch.nn.functional.one_hot(neighbour_labels[:, :k], n_classes).sum(1)
-            errors[k] += int((votes.argmax(1) != truth).sum())
-    return {str(k): errors[k] / test_codes.shape[0] for k in ks}
+        errors[b] = [int((torch.nn.functional.one_hot(neighbour_labels[:, :k], n_classes).sum(1)
+                          .argmax(1) != truth).sum()) for k in ks]
+    totals = [sum(counts) for counts in zip(*distributed.gather_batches(errors, len(starts)))]
+    return {str(k): total / test_codes.shape[0] for k, total in zip(ks, totals)}
 
 
 def active_dims(codes: torch.Tensor, threshold: float = 0.01) -> int:

@@ -18,6 +18,14 @@ So the Trainer drives every objective with one torch optimizer step, and anythin
 Trainer runs once on the first batch's guide trace, to refuse a model/guide combination it
 cannot train.
 
+Each objective also says whether it trains **data-parallel** (``data_parallel``: its loss and
+every gradient are sums over the examples of the batch and it keeps no state outside its
+parameters, so shards summed over processes give one process's step) and whether its forward
+pass may run in **bfloat16** autocast (``bf16``); each is ``True`` or the reason it may not, and
+the Trainer refuses the rest in one sentence naming the objective (:func:`refuse_unless`).
+An objective that does not declare them is refused both: a new objective with state of its own
+(a discriminator with its own optimizer, persistent chains) is not silently wrong.
+
 =============  =============================================================================
 name           objective
 =============  =============================================================================
@@ -89,7 +97,10 @@ def with_surrogate_gradient(value: torch.Tensor, surrogate: torch.Tensor) -> tor
 class Objective:
     """A registered objective: how to build its loss module, and what it can train.
 
-    ``build(model, guide, **options)`` returns an :class:`ObjectiveLoss`.
+    ``build(model, guide, **options)`` returns an :class:`ObjectiveLoss`. ``data_parallel``
+    and ``bf16`` are ``True`` where the objective trains correctly data-parallel / in bfloat16
+    autocast, else the reason it does not (a clause, completing "objective NAME cannot ...
+    because ...").
     """
 
     name: str
@@ -97,6 +108,17 @@ class Objective:
     build: Callable[..., ObjectiveLoss]
     options: dict = field(default_factory=dict)
     check: Callable[[Trace], None] | None = None
+    data_parallel: bool | str = "it does not declare that its loss and gradients sum over examples"
+    bf16: bool | str = "it does not declare that it tolerates bfloat16 rounding"
+
+
+# why score-function objectives stay in fp32: their learning signal is a difference of large
+# log-densities, and bfloat16 keeps 8 bits of mantissa (about 0.4 % of a 100-nat ELBO is 0.4 nats)
+SCORE_FUNCTION_BF16 = ("its score-function learning signal, a difference of large "
+                       "log-densities, would be swamped by bfloat16 rounding")
+
+# what an ordinary objective declares: a sum over examples, no state outside its parameters
+STATELESS = {"data_parallel": True, "bf16": True}
 
 
 OBJECTIVES: Registry[Objective] = Registry("objective")
@@ -110,6 +132,18 @@ def register_objective(objective: Objective) -> Objective:
 def get_objective(name: str) -> Objective:
     """The registered objective called ``name``; an unknown name lists the valid ones."""
     return OBJECTIVES[name]
+
+
+def refuse_unless(name: str, what: str) -> None:
+    """Refuse, in one sentence naming it, objective ``name`` where it does not allow ``what``:
+    ``"data_parallel"`` (training under torchrun) or ``"bf16"`` (``--precision bf16``)."""
+    allowed = getattr(get_objective(name), what)
+    if allowed is not True:
+        doing = {"data_parallel": "train data-parallel (under torchrun)",
+                 "bf16": "train in bfloat16 (--precision bf16)"}[what]
+        instead = {"data_parallel": "train it in one process",
+                   "bf16": "use --precision fp32"}[what]
+        raise PyroDGMError(f"objective {name!r} cannot {doing} because {allowed}; {instead}")
 
 
 def build_objective(name: str, model: Callable | None, guide: Callable | None,
@@ -271,24 +305,24 @@ register_objective(Objective(
     "elbo", "Trace_ELBO: the Monte Carlo evidence lower bound",
     lambda model, guide, particles: elbo_loss(
         model, guide, pyro.infer.Trace_ELBO(**particle_options(particles))),
-    {"particles": 1},
+    {"particles": 1}, **STATELESS,
 ))
 register_objective(Objective(
     "meanfield", "TraceMeanField_ELBO: ELBO with analytic KL terms where registered",
     lambda model, guide, particles: elbo_loss(
         model, guide, pyro.infer.TraceMeanField_ELBO(**particle_options(particles))),
-    {"particles": 1},
+    {"particles": 1}, **STATELESS,
 ))
 register_objective(Objective(
     "tracegraph", "TraceGraph_ELBO: Rao-Blackwellized score-function gradients for discrete sites",
     lambda model, guide, particles: elbo_loss(
         model, guide, pyro.infer.TraceGraph_ELBO(**particle_options(particles))),
-    {"particles": 1},
+    {"particles": 1}, data_parallel=True, bf16=SCORE_FUNCTION_BF16,
 ))
 register_objective(Objective(
     "iwae", "RenyiELBO(alpha=0): the importance-weighted bound with k particles (Burda et al.)",
     lambda model, guide, particles: elbo_loss(
         model, guide, pyro.infer.RenyiELBO(alpha=0.0, **particle_options(particles))),
     {"particles": 5},
-    check=lambda trace: require_reparameterized_guide(trace, "iwae"),
+    check=lambda trace: require_reparameterized_guide(trace, "iwae"), **STATELESS,
 ))

@@ -23,6 +23,7 @@ import pyro.infer
 
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer.objectives import (
+    STATELESS,
     Objective,
     PyroELBOLoss,
     particle_options,
@@ -66,11 +67,11 @@ register_objective(Objective(
     "enum-elbo", "TraceEnum_ELBO: ELBO with enumerated discrete sites summed out exactly",
     lambda model, guide, particles: PyroELBOLoss(
         model, guide, pyro.infer.TraceEnum_ELBO(**_enum_options(particles))),
-    {"particles": 1},
+    {"particles": 1}, **STATELESS,
 ))
 register_objective(Objective(
     "ss-elbo", "TraceEnum_ELBO + alpha * log q(y|x) on labelled data (Kingma et al. 2014, M2)",
     lambda model, guide, particles, alpha: SemiSupervisedELBO(
         model, guide, alpha=alpha, **_enum_options(particles)),
-    {"particles": 1, "alpha": 50.0},
+    {"particles": 1, "alpha": 50.0}, **STATELESS,
 ))

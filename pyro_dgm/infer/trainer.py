@@ -34,9 +34,18 @@ from torch.distributions import biject_to
 
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import distributed
-from pyro_dgm.infer.objectives import ObjectiveLoss, build_objective, elbo_loss, get_objective
+from pyro_dgm.infer.objectives import (
+    ObjectiveLoss,
+    build_objective,
+    elbo_loss,
+    get_objective,
+    refuse_unless,
+)
 
 CHECKPOINT_VERSION = 2
+
+# --precision: the dtype of the model's and guide's forward pass under autocast (None: as built)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
 # a loss per example this many times the scale of the run's first losses counts as diverged
@@ -176,13 +185,21 @@ class Trainer:
 
     Inside a ``torch.distributed`` process group (:mod:`pyro_dgm.infer.distributed`) the Trainer
     is data-parallel: ``batch_size`` is the global batch, each rank steps on its shard of it,
-    gradients and losses are summed over the ranks, and only rank 0 writes checkpoints.
+    gradients and losses are summed over the ranks, and only rank 0 writes checkpoints. Only
+    registered objectives that declare themselves data-parallel safe train there
+    (:func:`~pyro_dgm.infer.objectives.refuse_unless`).
+
+    ``precision="bf16"`` runs the objective's forward pass (model, guide, the loss) under
+    ``torch.autocast`` to bfloat16, on the CPU or CUDA: matrix products run in bfloat16,
+    reductions and log-densities where autocast keeps them in float32; parameters, gradients
+    and the optimizer's state stay float32. Only objectives that declare ``bf16`` take it.
     """
 
     def __init__(self, model: Callable, guide: Callable, objective: str | ObjectiveLoss | Any = "elbo",
                  *, lr: float = 1e-3, batch_size: int = 100, seed: int = 0, device: str = "cpu",
                  clip_norm: float | None = None, objective_options: dict | None = None,
-                 checkpoint: str | Path | None = None, progress: bool = True):
+                 checkpoint: str | Path | None = None, progress: bool = True,
+                 precision: str = "fp32"):
         if batch_size < 1:
             raise PyroDGMError(f"batch size must be a positive whole number, got {batch_size}")
         if not lr > 0:
@@ -208,6 +225,14 @@ class Trainer:
             raise PyroDGMError(f"objective must be a registered name, an ObjectiveLoss or a Pyro "
                                f"ELBO, got "
                                f"{type(objective).__name__}")
+        if precision not in PRECISIONS:
+            raise PyroDGMError(f"unknown precision {precision!r}; expected one of "
+                               f"{', '.join(PRECISIONS)}")
+        self.precision = precision
+        for what, wanted in (("data_parallel", self.group is not None),
+                             ("bf16", precision == "bf16")):
+            if wanted:
+                self._refuse_unless_declared(objective, what)
         self.loss.to(self.device)
         self.lr, self.clip_norm = lr, clip_norm
         self.batch_size, self.seed, self.progress = batch_size, seed, progress
@@ -247,7 +272,8 @@ class Trainer:
         if not self._prepared:
             self._prepare(*args)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss(*args)
+        with self._autocast():
+            loss = self.loss(*args)
         value = loss.item() if self.group is None else self.group.sum(loss.item())
         if math.isfinite(value) and loss.requires_grad:
             loss.backward()
@@ -259,6 +285,23 @@ class Trainer:
         self.steps, self.examples = self.steps + 1, self.examples + size
         self.train_seconds += time.perf_counter() - started
         return value / size
+
+    def _autocast(self):
+        """``torch.autocast`` to the run's precision on its device (off for fp32)."""
+        dtype = PRECISIONS[self.precision]
+        return torch.autocast(self.device.type, dtype=dtype or torch.float32,
+                              enabled=dtype is not None)
+
+    @staticmethod
+    def _refuse_unless_declared(objective, what: str) -> None:
+        """A registered objective must declare ``what`` (data parallelism, bf16); a ready-made
+        loss module declares nothing, so it is refused both."""
+        if isinstance(objective, str):
+            refuse_unless(objective, what)
+            return
+        doing = {"data_parallel": "data-parallel training", "bf16": "--precision bf16"}[what]
+        raise PyroDGMError(f"{doing} needs a registered objective name (whose registration "
+                           f"declares it safe), not a ready-made {type(objective).__name__}")
 
     def _prepare(self, *args: torch.Tensor) -> None:
         """Run the programs once, leaving the random state as it was, and build the optimizer.
@@ -334,7 +377,11 @@ class Trainer:
                    initial=len(self.history), total=epochs)
         while not done():
             batch = self._take_batch(data)
-            loss = self._step_or_nan(batch)
+            try:
+                loss = self._step_or_nan(batch)
+            except distributed.PeerLost as error:  # another rank died: say so, keep the file
+                raise PyroDGMError(f"{error} in epoch {len(self.history) + 1}; "
+                                   f"{self._kept()}") from None
             if not math.isfinite(loss) or self._exploded(loss):
                 self._diverged(len(self.history) + 1, loss)
             size = _batch_size(batch)
@@ -402,9 +449,12 @@ class Trainer:
             reference = self._first_loss
         return abs(loss) > EXPLOSION * max(1.0, abs(reference))
 
-    def _diverged(self, epoch: int, loss: float) -> None:
-        kept = (f"the last good checkpoint (epoch {self.saved_epochs}) is kept at {self.checkpoint}"
+    def _kept(self) -> str:
+        return (f"the last good checkpoint (epoch {self.saved_epochs}) is kept at {self.checkpoint}"
                 if self.saved_epochs is not None else "no checkpoint was written")
+
+    def _diverged(self, epoch: int, loss: float) -> None:
+        kept = self._kept()
         what = (f"became {loss}" if not math.isfinite(loss) else
                 f"exploded to {loss:.3g} per example (over {EXPLOSION:.0e} times its first values)")
         raise TrainingDiverged(f"the loss {what} in epoch {epoch}; {kept}; try a lower "

@@ -62,6 +62,8 @@ from pyro_dgm.infer.estimators import (
     sample_sites,
 )
 from pyro_dgm.infer.objectives import (
+    SCORE_FUNCTION_BF16,
+    STATELESS,
     Objective,
     ObjectiveLoss,
     TraceGraphLoss,
@@ -225,20 +227,20 @@ class NVIL(TraceGraphLoss):
 register_objective(Objective(
     "rws", "reweighted wake-sleep, weights per data point (Bornschein & Bengio 2015)",
     lambda model, guide, particles, insomnia: PerDatapointRWS(model, guide, particles, insomnia),
-    {"particles": 5, "insomnia": 1.0},
+    {"particles": 5, "insomnia": 1.0}, **STATELESS,
 ))
 register_objective(Objective(
     "wake-sleep", "wake-sleep: wake-theta on guide samples, sleep-phi on dreams (Hinton et al. 1995)",
-    lambda model, guide: PerDatapointRWS(model, guide, 1, insomnia=0.0),
+    lambda model, guide: PerDatapointRWS(model, guide, 1, insomnia=0.0), **STATELESS,
 ))
 register_objective(Objective(
     "prior-is", "importance sampling from the prior (density network); guide fit by sleep-phi",
     lambda model, guide, particles: PerDatapointRWS(model, guide, particles, insomnia=0.0,
                                                     proposal="prior"),
-    {"particles": 50},
+    {"particles": 50}, **STATELESS,
 ))
 register_objective(Objective(
     "nvil", "TraceGraph_ELBO with learned input-dependent baselines per discrete site (NVIL)",
     lambda model, guide, hidden: NVIL(model, guide, hidden=hidden),
-    {"hidden": 100},
+    {"hidden": 100}, data_parallel=True, bf16=SCORE_FUNCTION_BF16,
 ))
