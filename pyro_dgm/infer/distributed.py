@@ -215,7 +215,8 @@ def process_group(device: str = "cpu"):
     dist.init_process_group(backend_for(device))
     try:
         yield current()
-        dist.barrier()  # every rank leaves together, once rank 0 has written the run folder
+        with _collective():
+            dist.barrier()  # every rank leaves together, once rank 0 has written the run folder
     finally:
         dist.destroy_process_group()
 
