@@ -1,5 +1,6 @@
 """Data-parallel training (:mod:`pyro_dgm.infer.distributed`): two processes on the loopback
-(``gloo``) train like one process on the same global batches.
+(``gloo``) train like one process on the same global batches, evaluate like one process (the
+estimators sharded), refuse mismatched configurations, and stop in one sentence when one dies.
 
 The exact comparison uses a model whose loss is deterministic given the batch: a MAP
 auto-encoder (a ``Delta`` guide under ``Trace_ELBO``), so that the per-step losses and the
@@ -31,7 +32,7 @@ from pyro_dgm.data import load_dataset
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import OBJECTIVES, Objective, Trainer, distributed, register_objective
 from pyro_dgm.infer.counting import infer_counts
-from pyro_dgm.infer.estimators import knn_error, encode_all
+from pyro_dgm.infer.estimators import encode_all, knn_error
 from pyro_dgm.infer.evaluate import evaluate
 from pyro_dgm.infer.objectives import elbo_loss
 from pyro_dgm.zoo import get_entry

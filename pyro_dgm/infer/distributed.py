@@ -28,10 +28,11 @@ on disk is the last one written at an epoch's end.
 **Sharded evaluation.** Inside :func:`sharded_evaluation` (the experiment layer opens it around
 the held-out metrics on every rank) the estimators split their work by *evaluation batch*:
 batch ``b`` of ``count`` is computed by rank ``b % world`` (:func:`my_batches`), and the
-per-batch results are gathered on every rank in batch order (:func:`gather_batches`). Batches are the same whatever the number of processes, and the
-Monte Carlo noise of batch ``b`` is seeded by ``base + b``, ``base`` drawn once from rank 0's
-random state (:func:`evaluation_seed`): an example gets the same noise, so the same estimate,
-under any number of processes, and the gathered numbers equal one process's exactly. Outside
+per-batch results are gathered on every rank in batch order (:func:`gather_batches`). Batches
+are the same whatever the number of processes, and the Monte Carlo noise of batch ``b`` is
+seeded by ``base + b``, ``base`` drawn once from rank 0's random state
+(:func:`evaluation_seed`): an example gets the same noise, so the same estimate, under any
+number of processes, and the gathered numbers equal one process's exactly. Outside
 the block (one process, or rank 0 drawing figures alone) everything runs unsharded.
 
 A loss is a sum over examples only when every latent site lies in ``plate("data")``: a model
