@@ -14,7 +14,8 @@ from pyro_dgm import PyroDGMError
 from pyro_dgm.cli import main
 from pyro_dgm.experiment import Experiment, make_config
 from pyro_dgm.infer import log_likelihood_bounds
-from pyro_dgm.infer.ais_hmc import AdaptiveHMC, LatentPath, ais_log_likelihood, check_ais_options
+from pyro_dgm.infer.ais_hmc import (AdaptiveHMC, LatentPath, ais_log_likelihood,
+                                    check_ais_options)
 
 
 class LinearGaussian(torch.nn.Module):

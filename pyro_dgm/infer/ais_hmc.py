@@ -12,8 +12,10 @@ sigmoid schedule). The kernel at each :math:`\beta` is HMC (Neal 2011): momentum
 :math:`r \sim \mathcal N(0, I)`, ``leapfrog_steps`` leapfrog steps of size :math:`\epsilon` on
 the Hamiltonian :math:`H(z, r) = -\log f_\beta(z) + \tfrac12 \lVert r \rVert^2`, and the
 Metropolis correction :math:`\min(1, e^{H(z, r) - H(z', r')})`, so that :math:`f_\beta` is left
-invariant. As Wu et al. do, each chain's step size is adapted towards an acceptance rate of
-0.65: multiplied by 1.02 while its running mean acceptance is above the target, by 0.98 below.
+invariant. As Wu et al. do, the step size is adapted towards an acceptance rate of 0.65, one per
+test example: multiplied by 1.02 after a move in which more than 65 % of its chains accepted,
+by 0.98 otherwise. Each move draws its step uniformly within +-50 % of that size, so that a
+trajectory does not return periodically to its start (Neal 2011, section 5.4.2.2).
 
 :math:`\log p(z)` and :math:`\log p(x \mid z)` come from the zoo's model program itself:
 ``poutine.condition`` on the latent site and ``poutine.trace``, with the chains as an outer
@@ -185,7 +187,8 @@ def latent_site(model: Callable, x: torch.Tensor) -> tuple[str, int]:
 # -- the kernel -----------------------------------------------------------------------------
 class AdaptiveHMC:
     r"""HMC that leaves :math:`f_\beta(z) = p(z)\, p(x \mid z)^\beta` invariant, with one step
-    size per chain and example adapted towards :data:`TARGET_ACCEPTANCE` (Wu et al. 2017).
+    size per example adapted towards :data:`TARGET_ACCEPTANCE` from the fraction of its chains
+    that accepted the last move (Wu et al. 2017), jittered by ``jitter`` (relative) per move.
 
     One transition: :math:`r \sim \mathcal N(0, I)`; ``leapfrog_steps`` times
     :math:`r \leftarrow r + \tfrac\epsilon2 \nabla \log f_\beta(z)`,
@@ -215,7 +218,8 @@ class AdaptiveHMC:
         for step in range(self.leapfrog_steps):
             position = position + epsilon * r
             terms = self.path.terms(position)
-            r = r + (epsilon if step < self.leapfrog_steps - 1 else 0.5 * epsilon) * terms.grad(beta)
+            last = step == self.leapfrog_steps - 1
+            r = r + (0.5 * epsilon if last else epsilon) * terms.grad(beta)
         log_accept = (terms.log_f(beta) - 0.5 * _squared_norm(r)
                       - start.log_f(beta) + 0.5 * _squared_norm(momentum))
         accept = torch.rand_like(log_accept).log() < torch.nan_to_num(log_accept, nan=-math.inf)
@@ -270,7 +274,8 @@ def ais_log_likelihood(model: Callable, x: torch.Tensor, steps: int, chains: int
     + 1`` forward and backward passes of the model."""
     steps, chains = check_ais_options(steps, chains)
     if not isinstance(leapfrog_steps, int) or leapfrog_steps < 1:
-        raise PyroDGMError(f"leapfrog_steps must be a positive whole number, got {leapfrog_steps!r}")
+        raise PyroDGMError(f"leapfrog_steps must be a positive whole number, got "
+                           f"{leapfrog_steps!r}")
     if batch_size is None:
         batch_size = max(1, max_elements // (chains * max(1, x[0].numel())))
     betas = sigmoid_schedule(steps)
@@ -294,8 +299,8 @@ def ais_metrics(model: Callable, x: torch.Tensor, steps: int, chains: int,
     ``ais_chains``, ``ais_leapfrog_steps`` and ``ais_acceptance`` (mean HMC acceptance)."""
     result = ais_log_likelihood(model, x, steps, chains, leapfrog_steps=leapfrog_steps)
     stderr = result.nll_stderr
-    return {"ais_nll": result.nll, "ais_nll_stderr": stderr if math.isfinite(stderr) else None, "ais_steps": steps,
-            "ais_chains": chains, "ais_leapfrog_steps": leapfrog_steps,
+    return {"ais_nll": result.nll, "ais_nll_stderr": stderr if math.isfinite(stderr) else None,
+            "ais_steps": steps, "ais_chains": chains, "ais_leapfrog_steps": leapfrog_steps,
             "ais_acceptance": result.acceptance.mean().item()}
 
 
