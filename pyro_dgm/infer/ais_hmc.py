@@ -15,7 +15,8 @@ Metropolis correction :math:`\min(1, e^{H(z, r) - H(z', r')})`, so that :math:`f
 invariant. As Wu et al. do, the step size is adapted towards an acceptance rate of 0.65, one per
 test example: multiplied by 1.02 after a move in which more than 65 % of its chains accepted,
 by 0.98 otherwise. Each move draws its step uniformly within +-50 % of that size, so that a
-trajectory does not return periodically to its start (Neal 2011, section 5.4.2.2).
+trajectory does not return periodically to its start (Neal 2011, "MCMC using Hamiltonian
+dynamics", on randomizing the step size).
 
 :math:`\log p(z)` and :math:`\log p(x \mid z)` come from the zoo's model program itself:
 ``poutine.condition`` on the latent site and ``poutine.trace``, with the chains as an outer
