@@ -183,6 +183,17 @@ def _kept(experiment: Experiment) -> str:
             f"pyro-dgm train {experiment.config['model']} --out {experiment.out} --resume")
 
 
+def whole_number(flag: str, text: str | None) -> int | None:
+    """``text`` as a whole number (None stays None; the sign is checked by the caller); one
+    sentence otherwise."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise PyroDGMError(f"{flag} must be a positive whole number, got {text!r}") from None
+
+
 def command_evaluate(args) -> None:
     experiment = Experiment.from_run(args.run_dir, args.device)
     _interrupted_note[0] = lambda: f"{Path(args.run_dir) / EVAL} was not written"
@@ -192,7 +203,9 @@ def command_evaluate(args) -> None:
             group.check_same({"run": str(Path(args.run_dir).resolve()),
                               "iwae_samples": args.iwae_samples, "knn": args.knn})
         metrics = experiment.evaluate(iwae_samples=args.iwae_samples, knn=args.knn,
-                                      progress=lead and not args.quiet)
+                                      progress=lead and not args.quiet,
+                                      ais_steps=whole_number("--ais-steps", args.ais_steps),
+                                      ais_chains=whole_number("--ais-chains", args.ais_chains))
     if lead:
         print(json.dumps(metrics, indent=2))
 
@@ -328,6 +341,11 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate_.add_argument("run_dir")
     evaluate_.add_argument("--iwae-samples", type=int, default=1000)
     evaluate_.add_argument("--knn", action="store_true", help="kNN error on the codes")
+    evaluate_.add_argument("--ais-steps", metavar="T",
+                           help="also estimate log p(x) by AIS with HMC in latent space, T "
+                                "annealing steps (models with one continuous latent)")
+    evaluate_.add_argument("--ais-chains", metavar="C",
+                           help="AIS chains per test example (default 16, with --ais-steps)")
     evaluate_.add_argument("--device", choices=["cpu", "cuda"])
     evaluate_.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -40,6 +40,7 @@ from pyro_dgm.data.registry import parse_dataset_name
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import Trainer, get_objective, load_checkpoint
 from pyro_dgm.infer import distributed
+from pyro_dgm.infer.ais_hmc import check_ais_options
 from pyro_dgm.infer.distributed import sharded_evaluation, writes_files
 from pyro_dgm.infer.estimators import progress_bars
 from pyro_dgm.infer.objectives import check_objective_options, refuse_unless
@@ -561,11 +562,15 @@ class Experiment:
         return model, guide
 
     def evaluate(self, iwae_samples: int = 1000, knn: bool = False,
-                 examples: int | None = None, progress: bool = False) -> dict:
+                 examples: int | None = None, progress: bool = False,
+                 ais_steps: int | None = None, ais_chains: int | None = None) -> dict:
         """Held-out metrics of the restored run (``eval.json``) on the first ``examples`` test
         examples (None: all); ``knn`` needs labels; ``progress`` shows a bar over the test
-        examples while the IWAE bound is computed. Under data parallelism every rank calls it,
-        the estimators share out the test examples, and rank 0 writes ``eval.json``."""
+        examples while the IWAE bound (and AIS) is computed. ``ais_steps`` adds AIS with HMC
+        in latent space, ``ais_chains`` chains per example (:mod:`pyro_dgm.infer.ais_hmc`).
+        Under data parallelism every rank calls it, the estimators share out the test
+        examples (AIS runs whole on every rank), and rank 0 writes ``eval.json``."""
+        ais_steps, ais_chains = check_ais_options(ais_steps, ais_chains)
         if self.model is None:
             self.restore()
         train, test = self.data
@@ -574,7 +579,8 @@ class Experiment:
             metrics = self.entry.evaluate(self.model, self.guide, test, train,
                                           iwae_samples=iwae_samples,
                                           knn=knn and test.y is not None,
-                                          seed=self.config["seed"])
+                                          seed=self.config["seed"], ais_steps=ais_steps,
+                                          ais_chains=ais_chains)
         if self.out is not None and writes_files():
             write_json(metrics, self.out / EVAL)
         return metrics

@@ -139,6 +139,16 @@ def check_air_multi_mnist(out: Path):
         assert_png(out / f"{name}.png")
 
 
+def check_ais_vs_iwae(out: Path):
+    report = read_json(out / "ais_vs_iwae.json")
+    assert report["model"] == "vae" and [r["budget"] for r in report["rows"]] == [22, 44]
+    for r in report["rows"]:
+        assert_finite(r["iwae_nll"], r["ais_nll"], r["ais_nll_stderr"], r["elbo"])
+        assert r["ais_evaluations"] == r["budget"] and r["iwae_k"] == r["budget"]
+        assert -r["elbo"] >= r["iwae_nll"] > 0
+    assert_table(out / "ais_vs_iwae.md", 2)
+
+
 # (script, tiny arguments before --out, data it reads, check); OUT is the output folder
 SMOKE = [
     ("kl_kumaraswamy.py", ["--batch", "4", "--truncation", "5", "--repeats", "2", "--blocks", "2",
@@ -163,6 +173,8 @@ SMOKE = [
      "mnist", check_air_multi_mnist),
     ("exact_likelihood.py", ["--epochs", "1", "--hidden", "8", "--iwae-samples", "2",
                              "--n-test", "20", "--out", "OUT"], "mnist", check_exact_likelihood),
+    ("ais_vs_iwae.py", ["--seconds", "0.5", "--hidden", "8", "--n-test", "10", "--budgets",
+                        "22,44", "--out", "OUT"], "mnist", check_ais_vs_iwae),
 ]
 
 
@@ -199,6 +211,7 @@ BAD_ARGUMENTS = [
     ("inference_compilation.py", ["--budget", "0"]),
     ("air_multi_mnist.py", ["--anneal-pres", "0.9"]),
     ("exact_likelihood.py", ["--models", "nade,pixelcnn"]),
+    ("ais_vs_iwae.py", ["--budgets", "100,lots"]),
 ]
 
 

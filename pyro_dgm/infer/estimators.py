@@ -49,6 +49,12 @@ def progress_bars(enabled: bool = True):
     finally:
         _SHOW_PROGRESS[0] = previous
 
+
+def progress_shown() -> bool:
+    """Whether estimators show progress bars (inside :func:`progress_bars`)."""
+    return _SHOW_PROGRESS[0]
+
+
 DATA_PLATE = "data"
 
 

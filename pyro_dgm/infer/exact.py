@@ -23,6 +23,7 @@ import torch
 
 import pyro
 
+from pyro_dgm.infer.ais_hmc import refuse_ais
 from pyro_dgm.infer.evaluate import device_of
 
 
@@ -68,7 +69,11 @@ def exact_test_metrics(model, guide, test, num_samples: int) -> dict:
 
 
 def exact_evaluate(model, guide, test, train=None, *, iwae_samples: int = 1, knn: bool = False,
-                   seed: int = 0) -> dict:
+                   seed: int = 0, ais_steps: int | None = None,
+                   ais_chains: int | None = None) -> dict:
     """The ``eval.json`` hook of exact models: :func:`exact_metrics`, and no latent codes
-    (``knn_error`` and ``active_dims`` are None; ``iwae_samples`` and ``knn`` do not apply)."""
+    (``knn_error`` and ``active_dims`` are None; ``iwae_samples`` and ``knn`` do not apply,
+    AIS is refused: there is nothing to anneal)."""
+    refuse_ais(model, ais_steps, ais_chains, "its likelihood is exact, there is no latent to "
+               "anneal")
     return {**exact_metrics(model, test, seed=seed), "knn_error": None, "active_dims": None}

@@ -20,6 +20,7 @@ import pyro
 from pyro_dgm import plots
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.guides.air import AIRGuide
+from pyro_dgm.infer.ais_hmc import refuse_ais
 from pyro_dgm.infer.counting import count_metrics
 from pyro_dgm.infer.estimators import log_likelihood_bounds
 from pyro_dgm.infer.evaluate import device_of
@@ -57,10 +58,11 @@ def test_metrics(model, guide, test, num_samples: int) -> dict:
 
 
 def evaluate(model, guide, test, train=None, *, iwae_samples: int = 1000, knn: bool = True,
-             seed: int = 0) -> dict:
+             seed: int = 0, ais_steps: int | None = None, ais_chains: int | None = None) -> dict:
     """What ``pyro-dgm evaluate`` writes for AIR: count metrics on all held-out canvases, and
     the ELBO and IWAE bound on the first 200 (``iwae_samples`` capped at 100: each particle
-    runs the recurrent guide)."""
+    runs the recurrent guide). AIS is refused: the presence variables are discrete."""
+    refuse_ais(model, ais_steps, ais_chains, "its presence variables z_pres are discrete")
     pyro.set_rng_seed(seed)
     metrics = count_metrics(guide, test)
     k = min(iwae_samples, 100)

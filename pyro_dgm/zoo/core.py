@@ -59,8 +59,9 @@ class ZooEntry:
 
     - ``test_metrics(model, guide, test, num_samples) -> dict``: the held-out numbers written
       to ``metrics.json`` after training (default :func:`test_elbo`);
-    - ``evaluate(model, guide, test, train, *, iwae_samples, knn, seed) -> dict``: what
-      ``pyro-dgm evaluate`` writes to ``eval.json`` (default :func:`pyro_dgm.infer.evaluate`);
+    - ``evaluate(model, guide, test, train, *, iwae_samples, knn, seed, ais_steps=None,
+      ais_chains=None) -> dict``: what ``pyro-dgm evaluate`` writes to ``eval.json`` (default
+      :func:`pyro_dgm.infer.evaluate`); a hook that cannot run AIS refuses ``ais_steps``;
     - ``figures(model, guide, train, test, history, out)``: the PNG figures of a run folder
       (default :func:`image_figures`).
     """

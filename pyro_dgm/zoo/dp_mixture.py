@@ -10,6 +10,7 @@ from pathlib import Path
 import pyro
 
 from pyro_dgm import plots
+from pyro_dgm.infer.ais_hmc import refuse_ais
 from pyro_dgm.data.synthetic import true_log_density
 from pyro_dgm.guides.dp_mixture import DPMixtureGuide
 from pyro_dgm.models.dp_mixture import (
@@ -44,8 +45,11 @@ def held_out_metrics(model, guide, test, num_samples: int = 100, threshold: floa
     return metrics
 
 
-def evaluate_run(model, guide, test, train, *, iwae_samples: int, knn: bool, seed: int) -> dict:
-    """``eval.json``: :func:`held_out_metrics` with ``iwae_samples`` posterior draws."""
+def evaluate_run(model, guide, test, train, *, iwae_samples: int, knn: bool, seed: int,
+                 ais_steps: int | None = None, ais_chains: int | None = None) -> dict:
+    """``eval.json``: :func:`held_out_metrics` with ``iwae_samples`` posterior draws (AIS is
+    refused: the mixture's assignments are discrete)."""
+    refuse_ais(model, ais_steps, ais_chains, "its component assignments are discrete")
     pyro.set_rng_seed(seed)
     return held_out_metrics(model, guide, test, iwae_samples)
 

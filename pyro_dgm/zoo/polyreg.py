@@ -21,6 +21,7 @@ import pyro
 
 from pyro_dgm import plots
 from pyro_dgm.guides.polyreg import PolyRegProposal
+from pyro_dgm.infer.ais_hmc import refuse_ais
 from pyro_dgm.infer.compilation import proposal_metrics
 from pyro_dgm.infer.importance import importance_sample, prior_proposal
 from pyro_dgm.models.polyreg import PolyRegression
@@ -40,9 +41,12 @@ def test_metrics(model, guide, test, num_samples: int) -> dict:
     return proposal_metrics(model, guide, test, max(int(num_samples), 1))
 
 
-def evaluate(model, guide, test, train, *, iwae_samples: int, knn: bool, seed: int) -> dict:
+def evaluate(model, guide, test, train, *, iwae_samples: int, knn: bool, seed: int,
+             ais_steps: int | None = None, ais_chains: int | None = None) -> dict:
     """``eval.json``: :func:`~pyro_dgm.infer.compilation.proposal_metrics` with
-    ``iwae_samples`` importance samples."""
+    ``iwae_samples`` importance samples (AIS is refused: its latent is not per example)."""
+    refuse_ais(model, ais_steps, ais_chains, "its regression weights are shared by the data "
+               "set, not one latent per example")
     pyro.set_rng_seed(seed)
     return proposal_metrics(model, guide, test, int(iwae_samples))
 

@@ -56,14 +56,14 @@ def test_metrics(model, guide, test, num_samples: int) -> dict:
 
 
 def evaluate(model, guide, test, train=None, *, iwae_samples: int = 1000, knn: bool = False,
-             seed: int = 0) -> dict:
+             seed: int = 0, ais_steps: int | None = None, ais_chains: int | None = None) -> dict:
     """``eval.json``: test classification error of ``q(y|x)``, plus the standard metrics.
 
     The IWAE bound and ELBO are of the unlabelled test images (``y`` summed over by sampling
     it from ``q(y|x)``); kNN, when asked for, is on ``guide.encode`` with the training labels.
     """
     metrics = standard_evaluate(model, guide, test, train, iwae_samples=iwae_samples, knn=knn,
-                                seed=seed)
+                                seed=seed, ais_steps=ais_steps, ais_chains=ais_chains)
     x = test.observed(device=device_of(model, guide))
     metrics["test_error"] = classification_error(guide.classify, x, test.y.to(x.device))
     if train is not None and hasattr(train, "n_labelled"):
