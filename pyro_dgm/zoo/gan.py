@@ -44,12 +44,6 @@ QUALITY_STDS = 3.0
 
 
 def build_gan(hyper: dict, data) -> tuple:
-    for key in ("z_dim", "hidden", "depth"):
-        if hyper[key] < 1:
-            raise PyroDGMError(f"the gan hyper-parameter {key} must be at least 1, got {hyper[key]}")
-    if not hyper["obs_scale"] > 0:
-        raise PyroDGMError(f"the gan hyper-parameter obs_scale must be positive, got "
-                           f"{hyper['obs_scale']}")
     model = Generator(data.dim, hyper["z_dim"], [hyper["hidden"]] * hyper["depth"],
                       images=data.likelihood == "bernoulli", obs_scale=hyper["obs_scale"])
     return model, EmptyGuide()
