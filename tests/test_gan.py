@@ -204,3 +204,24 @@ def test_ais_scoring_is_refused_until_wired(mixture):
     model, guide = build_gan(SMALL, train)
     with pytest.raises(PyroDGMError, match="AIS"):
         evaluate(model, guide, test, train, iwae_samples=1, knn=False, seed=0, ais_steps=10)
+
+
+def test_both_players_losses_survive_a_resume_mid_epoch(mixture, tmp_path):
+    """The epoch's sums of the players' losses are in the checkpoint: stopping after one step
+    and resuming gives the history of an uninterrupted run."""
+    train, _ = mixture
+    small = train.head(400)
+
+    def trainer(checkpoint=None):
+        pyro.set_rng_seed(0)
+        model, guide = build_gan(SMALL, small)
+        return Trainer(model, guide, "adversarial", lr=1e-3, batch_size=100, seed=3,
+                       progress=False, checkpoint=checkpoint,
+                       objective_options={"disc_hidden": 16})
+
+    whole = trainer().fit(small, epochs=2)
+    trainer(tmp_path / "c.pt").fit(small, seconds=1e-9)  # one step of the first epoch
+    resumed = trainer(tmp_path / "c.pt").fit(small, epochs=2, resume=True)
+    for a, b in zip(whole, resumed):
+        for key in ("loss", "discriminator_loss", "generator_loss"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6), key
