@@ -67,7 +67,7 @@ def shares_and_coverage(labels: torch.Tensor, classes: int) -> dict:
     counted = labels[labels >= 0]
     shares = torch.bincount(counted, minlength=classes).double() / max(len(labels), 1)
     probs = shares / shares.sum() if shares.sum() > 0 else shares
-    entropy = -(probs[probs > 0] * probs[probs > 0].log()).sum().item()
+    entropy = -(probs[probs > 0] * probs[probs > 0].log()).sum().item() + 0.0  # no -0.0
     return {"modes": classes, "modes_covered": int((shares >= 1 / (4 * classes)).sum()),
             "class_shares": [round(s, 4) for s in shares.tolist()], "class_entropy": entropy}
 
