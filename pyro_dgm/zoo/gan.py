@@ -17,7 +17,10 @@ GAN literature does for the missing-modes failure (Metz et al. 2017; Srivastava 
   classifier on the training digits (raw pixels); a class is covered when it holds at least
   :math:`1 / 4K` of the samples.
 
-Both report ``modes_covered`` out of ``modes``, the class shares and their entropy
+The classes are those of the data the hook receives: ``metrics.json`` (``test_metrics``, which
+is given only the held-out split) compares with the held-out data, ``eval.json`` and the
+figures with the training data. Both report ``modes_covered`` out of ``modes``, the class
+shares and their entropy
 (``class_entropy``, nats; :math:`\log K` when uniform). The figures are the samples (an image
 grid, or the samples over the modes), both players' training curves and the class histogram.
 """
