@@ -377,3 +377,59 @@ def density_2d(log_density: Callable, data: torch.Tensor, samples: torch.Tensor,
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
     return save_figure(fig, path)
+
+
+def curves(history: list[dict], keys: Sequence[str], path, title: str = "training curves",
+           ylabel: str = "loss per example (nats)") -> Path:
+    """Several per-epoch numbers of a history (e.g. each player's loss of a GAN) against epoch,
+    one line each; a key missing from the history is skipped."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = _figure((5, 3.2))
+    epochs = [h["epoch"] for h in history]
+    for key in keys:
+        if history and key in history[0]:
+            ax.plot(epochs, [h[key] for h in history], marker=".", label=key.replace("_", " "))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def class_histogram(shares: Sequence[float], path, title: str = "samples per class",
+                    xlabel: str = "class") -> Path:
+    """The share of samples in each class as bars, with the uniform share as a dashed line."""
+    fig, ax = _figure((5, 3.2))
+    ax.bar(range(len(shares)), list(shares), color="tab:blue")
+    if len(shares):
+        ax.axhline(1 / len(shares), color="grey", linestyle="--", label="uniform")
+        ax.legend(fontsize=8)
+    ax.set_xticks(range(len(shares)))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of samples")
+    ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def samples_over_modes(data: torch.Tensor, samples: torch.Tensor, means: torch.Tensor,
+                       radius: float, path, title: str = "samples over the modes") -> Path:
+    """2-D ``data`` and ``samples`` side by side, each mode drawn as a circle of ``radius``
+    around its mean (e.g. 3 standard deviations)."""
+    from matplotlib.patches import Circle
+
+    data, samples, means = (t.detach().cpu() for t in (data, samples, means))
+    fig = Figure(figsize=(8, 4))
+    panels = fig.subplots(1, 2, sharex=True, sharey=True)
+    for ax, points, label in ((panels[0], data, "data"), (panels[1], samples, "samples")):
+        ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.4, rasterized=True)
+        for mean in means:
+            ax.add_patch(Circle((mean[0].item(), mean[1].item()), radius, fill=False,
+                                color="tab:red", linewidth=0.8))
+        ax.set_title(label, fontsize=10)
+        ax.set_aspect("equal")
+    fig.suptitle(title)
+    return save_figure(fig, path)

@@ -149,6 +149,17 @@ def check_ais_vs_iwae(out: Path):
     assert_table(out / "ais_vs_iwae.md", 2)
 
 
+def check_gan_modes(out: Path):
+    rows = read_json(out / "gan_modes.json")
+    assert [(r["dataset"], r["settings"]["gradient_penalty"]) for r in rows] == [
+        ("toy2d", 10.0), ("mnist", 0.0), ("mnist", 10.0)]
+    for r in rows:
+        assert 0 <= r["modes_covered"] <= r["modes"] == (8 if r["dataset"] == "toy2d" else 10)
+        assert_finite(r["class_entropy"], r["train_seconds"])
+    assert 0 <= rows[0]["high_quality_fraction"] <= 1
+    assert_table(out / "gan_modes.md", 3)
+
+
 # (script, tiny arguments before --out, data it reads, check); OUT is the output folder
 SMOKE = [
     ("kl_kumaraswamy.py", ["--batch", "4", "--truncation", "5", "--repeats", "2", "--blocks", "2",
@@ -175,6 +186,8 @@ SMOKE = [
                              "--n-test", "20", "--out", "OUT"], "mnist", check_exact_likelihood),
     ("ais_vs_iwae.py", ["--seconds", "0.5", "--hidden", "8", "--n-test", "10", "--budgets",
                         "22,44", "--out", "OUT"], "mnist", check_ais_vs_iwae),
+    ("gan_modes.py", ["--seeds", "0", "--epochs", "1", "--n-train", "200", "--mnist-seconds",
+                      "0.5", "--out", "OUT"], "mnist", check_gan_modes),
 ]
 
 
@@ -212,6 +225,9 @@ BAD_ARGUMENTS = [
     ("air_multi_mnist.py", ["--anneal-pres", "0.9"]),
     ("exact_likelihood.py", ["--models", "nade,pixelcnn"]),
     ("ais_vs_iwae.py", ["--budgets", "100,lots"]),
+
+
+    ("gan_modes.py", ["--seeds", "0,one"]),
 ]
 
 

@@ -308,6 +308,10 @@ def _programs_and_batch(name):
         model = PolyRegression(max_points=8)
         sim = model.simulate(4, seed=0)
         return model, PolyRegProposal(hidden=16, components=2), (sim["t"], sim["y"], sim["mask"])
+    if name == "adversarial":
+        data = load_dataset("toy2d", "train", shape="mixture", n_train=6)
+        entry = get_entry("gan")
+        return (*entry.build(entry.hyper({"hidden": 8, "z_dim": 2}), data), data.x)
     if name == "count-enum":
         small = {"canvas": 20, "steps": 2, "glimpse": 10, "z_what_dim": 5, "hidden": 16}
         return AIR(**small), AIRGuide(**small, rnn_hidden=16, embed=16), torch.rand(3, 400) * 0.5
@@ -321,12 +325,14 @@ def test_every_objective_takes_a_trainer_step(name):
     model, guide, batch = _programs_and_batch(name)
     trainer = Trainer(model, guide, name, lr=1e-2, progress=False)
     assert isinstance(trainer.loss, ObjectiveLoss) and isinstance(trainer.loss, torch.nn.Module)
-    before = [p.detach().clone() for p in guide.parameters()]
+    # the guide's parameters, or the model's where the guide has none (a GAN's generator)
+    trained = guide if list(guide.parameters()) else model
+    before = [p.detach().clone() for p in trained.parameters()]
     loss = trainer.step(batch)
     assert math.isfinite(loss)
     assert trainer.steps == 1 and trainer.examples == _first(batch).shape[0]
-    moved = [not torch.equal(b, p) for b, p in zip(before, guide.parameters())]
-    assert any(moved), "the guide's parameters did not move"
+    moved = [not torch.equal(b, p) for b, p in zip(before, trained.parameters())]
+    assert any(moved), "the trained parameters did not move"
 
 
 def _first(batch):

@@ -242,12 +242,32 @@ def encode_all(encode: Callable, x: torch.Tensor, batch_size: int = 1000) -> tor
 
 
 @torch.no_grad()
+def knn_classify(train_codes: torch.Tensor, train_labels: torch.Tensor, codes: torch.Tensor,
+                 ks=(5,), batch_size: int = 500) -> dict[int, torch.Tensor]:
+    """The labels a k-nearest-neighbour classifier on ``(train_codes, train_labels)``
+    (Euclidean, majority vote, ties to the smallest label) gives ``codes``, for each k of ``ks``."""
+    if train_codes.shape[0] < max(ks):
+        raise PyroDGMError(f"kNN with k = {max(ks)} needs at least {max(ks)} training codes, "
+                           f"got {train_codes.shape[0]}")
+    n_classes = int(train_labels.max()) + 1
+    predictions = {k: [] for k in ks}
+    for start in range(0, codes.shape[0], batch_size):
+        distances = torch.cdist(codes[start:start + batch_size], train_codes)
+        nearest = distances.topk(max(ks), dim=1, largest=False).indices
+        neighbour_labels = train_labels[nearest]
+        for k in ks:
+            votes = torch.nn.functional.one_hot(neighbour_labels[:, :k], n_classes).sum(1)
+            predictions[k].append(votes.argmax(1))
+    return {k: torch.cat(predictions[k]) for k in ks}
+
+
+
 def knn_error(train_codes: torch.Tensor, train_labels: torch.Tensor, test_codes: torch.Tensor,
               test_labels: torch.Tensor, ks=(3, 5, 10), batch_size: int = 500) -> dict[str, float]:
     """Test error of a k-nearest-neighbour classifier on the codes (Euclidean, majority vote).
 
     As in seed ``000``'s table "MNIST: kNN classifier on latent space". Ties in the vote go to
-    the smallest label.
+    the smallest label. Under data parallelism the test batches are shared out over processes.
     """
     if train_codes.shape[0] < max(ks):
         raise PyroDGMError(f"kNN with k = {max(ks)} needs at least {max(ks)} training codes, "

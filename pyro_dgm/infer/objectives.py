@@ -67,6 +67,10 @@ class ObjectiveLoss(torch.nn.Module):
     def __init__(self, model: Callable | None, guide: Callable | None):
         super().__init__()
         self.model, self.guide = model, guide
+        # extra numbers of the last ``forward``, each summed over its batch (e.g. each
+        # player's loss of an adversarial objective): the Trainer averages them per example
+        # into each epoch's history entry, beside ``loss``
+        self.step_metrics: dict[str, float] = {}
 
     def prepare(self, args: tuple, guide_trace: Trace, model_trace: Trace) -> None:
         """One-time set-up from the first batch's program arguments ``args`` and the traces of

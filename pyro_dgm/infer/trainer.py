@@ -385,6 +385,7 @@ class Trainer:
             if not math.isfinite(loss) or self._exploded(loss):
                 self._diverged(len(self.history) + 1, loss)
             size = _batch_size(batch)
+            self._add_step_metrics()
             self._epoch["loss"] += loss * size
             self._epoch["examples"] += size
             self._epoch["seconds"] = self.train_seconds - self._epoch["started_at"]
@@ -400,6 +401,14 @@ class Trainer:
         if self.checkpoint is not None:
             self.save(self.checkpoint)  # where this budget stopped, mid-epoch or not
         return self.history
+
+    def _add_step_metrics(self) -> None:
+        """Add the objective's ``step_metrics`` of the last step (sums over its batch, summed
+        over ranks under data parallelism) to the epoch's sums."""
+        sums = self._epoch.setdefault("metrics", {})
+        for name, total in self.loss.step_metrics.items():
+            total = total if self.group is None else self.group.sum(total)
+            sums[name] = sums.get(name, 0.0) + total
 
     def _take_batch(self, data):
         """The next batch of the stream, starting a new epoch when none is in progress; the
@@ -426,14 +435,18 @@ class Trainer:
             for _ in range(resumed["batches"]):
                 self._take_batch(data)
             self._epoch.update(loss=resumed["loss"], examples=resumed["examples"],
+                               metrics=dict(resumed.get("metrics", {})),
                                seconds=resumed["seconds"],
                                started_at=self.train_seconds - resumed["seconds"])
 
     def _end_epoch(self) -> None:
         epoch = self._epoch
+        examples = max(epoch["examples"], 1)
         self.history.append({"epoch": len(self.history) + 1,
-                             "loss": epoch["loss"] / max(epoch["examples"], 1),
-                             "seconds": epoch["seconds"]})
+                             "loss": epoch["loss"] / examples,
+                             "seconds": epoch["seconds"],
+                             **{name: total / examples
+                                for name, total in epoch.get("metrics", {}).items()}})
         self._epoch, self._stream = None, None
         if self.checkpoint is not None:
             self.save(self.checkpoint)
