@@ -139,6 +139,16 @@ def check_air_multi_mnist(out: Path):
         assert_png(out / f"{name}.png")
 
 
+def check_boltzmann_mnist(out: Path):
+    rows = read_json(out / "table.json")
+    assert [r["variant"] for r in rows] == ["rbm-pcd", "rbm-cd", "dbm"]
+    for r in rows:
+        assert_finite(r["test_loglik"], r["ais_log_z"], r["ais_log_z_stderr"], r["train_seconds"])
+        assert r["nll_method"] == "ais" and r["test_loglik"] < 0
+    assert [r["bound"] for r in rows] == [False, False, True]
+    assert_table(out / "table.md", 3 + 1 + 4)  # measured rows; the published header and rows
+
+
 # (script, tiny arguments before --out, data it reads, check); OUT is the output folder
 SMOKE = [
     ("kl_kumaraswamy.py", ["--batch", "4", "--truncation", "5", "--repeats", "2", "--blocks", "2",
@@ -163,6 +173,9 @@ SMOKE = [
      "mnist", check_air_multi_mnist),
     ("exact_likelihood.py", ["--epochs", "1", "--hidden", "8", "--iwae-samples", "2",
                              "--n-test", "20", "--out", "OUT"], "mnist", check_exact_likelihood),
+    ("boltzmann_mnist.py", ["--minutes", "0.02", "--hidden", "8", "--layers", "8,8",
+                            "--pretrain-epochs", "1", "--ais-steps", "20", "--ais-chains", "4",
+                            "--n-test", "20", "--out", "OUT"], "mnist", check_boltzmann_mnist),
 ]
 
 
@@ -199,6 +212,8 @@ BAD_ARGUMENTS = [
     ("inference_compilation.py", ["--budget", "0"]),
     ("air_multi_mnist.py", ["--anneal-pres", "0.9"]),
     ("exact_likelihood.py", ["--models", "nade,pixelcnn"]),
+    ("boltzmann_mnist.py", ["--variants", "rbm,gan"]),
+    ("boltzmann_mnist.py", ["--minutes", "0"]),
 ]
 
 
