@@ -116,6 +116,11 @@ def test_cli_trains_an_rbm_on_bars_end_to_end(tmp_path):
     assert metrics["test_nll"] < 16 * math.log(2)  # better than uniform pixels
     for figure in ("samples.png", "training_curve.png"):
         assert (out / figure).read_bytes()[:4] == b"\x89PNG"
+    assert main(["evaluate", str(out), "--knn", "--quiet"]) == 0  # the full AIS, 10,000 x 100
+    evaluation = json.loads((out / "eval.json").read_text())
+    assert evaluation["ais_steps"] == 10000 and evaluation["nll_method"] == "ais"
+    assert abs(evaluation["ais_log_z"] - metrics["ais_log_z"]) < 0.5  # short and long AIS agree
+    assert 0 <= evaluation["knn_error"]["3"] <= 1
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -107,7 +107,8 @@ class StochasticApproximation(ObjectiveLoss):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         model = self.model
         chain = self.negative_phase(x)
-        means = [m.detach() for m in self.hidden_means(x)]
+        with torch.no_grad():
+            means = self.hidden_means(x)
         if self.rbm:
             data_term, model_term = model.free_energy(x), model.free_energy(chain[0])
         else:
