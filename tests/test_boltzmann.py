@@ -147,3 +147,21 @@ def test_ais_and_models_refuse_bad_arguments():
         exact_log_partition(RBM(30, 2))
     with pytest.raises(PyroDGMError, match="trains Boltzmann machines"):
         build_objective("pcd", torch.nn.Linear(2, 2), None)
+
+
+def test_greedy_pretraining_raises_the_dbm_likelihood_of_its_training_data():
+    from pyro_dgm.infer.pcd import pretrain_greedy
+
+    torch.manual_seed(0)
+    patterns = torch.tensor([[1, 1, 1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1, 1, 1]],
+                            dtype=torch.float)
+    data = Dataset.from_tensors(patterns.repeat(50, 1))
+    dbm = DBM(8, [6, 4], init_scale=0.1)
+
+    def mean_log_likelihood():
+        return (exact_log_marginal(dbm, patterns) - exact_log_partition(dbm)).mean().item()
+
+    before = mean_log_likelihood()
+    errors = pretrain_greedy(dbm, data, epochs=20, lr=0.1, batch_size=10)
+    assert len(errors) == 2 and all(math.isfinite(e) for e in errors)
+    assert mean_log_likelihood() > before + 1.0  # from about -5.5 towards log 1/2
