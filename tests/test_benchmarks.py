@@ -158,6 +158,14 @@ def check_gan_modes(out: Path):
         assert_finite(r["class_entropy"], r["train_seconds"])
     assert 0 <= rows[0]["high_quality_fraction"] <= 1
     assert_table(out / "gan_modes.md", 3)
+def check_boltzmann_mnist(out: Path):
+    rows = read_json(out / "table.json")
+    assert [r["variant"] for r in rows] == ["rbm-pcd", "rbm-cd", "dbm"]
+    for r in rows:
+        assert_finite(r["test_loglik"], r["ais_log_z"], r["ais_log_z_stderr"], r["train_seconds"])
+        assert r["nll_method"] == "ais" and r["test_loglik"] < 0
+    assert [r["bound"] for r in rows] == [False, False, True]
+    assert_table(out / "table.md", 3 + 1 + 4)  # measured rows; the published header and rows
 
 
 # (script, tiny arguments before --out, data it reads, check); OUT is the output folder
@@ -188,6 +196,9 @@ SMOKE = [
                         "22,44", "--out", "OUT"], "mnist", check_ais_vs_iwae),
     ("gan_modes.py", ["--seeds", "0", "--epochs", "1", "--n-train", "200", "--mnist-seconds",
                       "0.5", "--out", "OUT"], "mnist", check_gan_modes),
+    ("boltzmann_mnist.py", ["--minutes", "0.02", "--hidden", "8", "--layers", "8,8",
+                            "--pretrain-epochs", "1", "--ais-steps", "20", "--ais-chains", "4",
+                            "--n-test", "20", "--out", "OUT"], "mnist", check_boltzmann_mnist),
 ]
 
 
@@ -228,6 +239,8 @@ BAD_ARGUMENTS = [
 
 
     ("gan_modes.py", ["--seeds", "0,one"]),
+    ("boltzmann_mnist.py", ["--variants", "rbm,gan"]),
+    ("boltzmann_mnist.py", ["--minutes", "0"]),
 ]
 
 

@@ -23,6 +23,7 @@ from pyro_dgm.infer import semi_supervised  # noqa: F401  (registers enum-elbo, 
 from pyro_dgm.infer import stepwise  # noqa: F401  (registers tracegraph-steps)
 from pyro_dgm.infer import count_enum  # noqa: F401  (registers count-enum)
 from pyro_dgm.infer import adversarial  # noqa: F401  (registers adversarial)
+from pyro_dgm.infer import pcd  # noqa: F401  (registers pcd, cd)
 
 __all__ = [
     "OBJECTIVES", "Objective", "Trainer", "TrainingDiverged", "active_dims", "build_objective",

@@ -87,13 +87,20 @@ class AISEstimate:
 
 
 def anneal(initial: torch.Tensor, log_f0: Callable, log_f1: Callable, transition: Callable,
-           betas: torch.Tensor, *, progress: bool = False) -> AISEstimate:
+           betas: torch.Tensor, *, progress: bool = False,
+           log_path: Callable | None = None) -> AISEstimate:
     r"""Run AIS chains from the states ``initial`` (drawn from the normalized :math:`f_0`, one
     row per chain) along ``betas``; returns their :class:`AISEstimate`.
 
     ``log_f0(s)`` and ``log_f1(s)`` give one log density per chain (and batch entry);
     ``transition(s, beta)`` returns new states from a kernel that leaves
     :math:`f_\beta \propto f_0^{1-\beta} f_1^\beta` invariant.
+
+    ``log_path(s, beta)``, if given, is :math:`\log f_\beta(s)` of another path from
+    :math:`f_0` to :math:`f_1` (``transition`` then leaves that :math:`f_\beta` invariant), and
+    the weights add up :math:`\log f_{\beta_t}(s_{t-1}) - \log f_{\beta_{t-1}}(s_{t-1})`
+    (Neal 2001, eq. 9): e.g. a path geometric in a joint state whose auxiliary variables are
+    summed out, as the RBM path of Salakhutdinov & Murray (2008).
     """
     betas = torch.as_tensor(betas, dtype=torch.float64)
     if betas.ndim != 1 or len(betas) < 2 or betas[0] != 0 or betas[-1] != 1 \
@@ -103,6 +110,9 @@ def anneal(initial: torch.Tensor, log_f0: Callable, log_f1: Callable, transition
     for previous, beta in tqdm(list(zip(betas[:-1].tolist(), betas[1:].tolist())),
                                desc="AIS", disable=not progress, leave=False):
         with torch.no_grad():
-            log_w = log_w + (beta - previous) * (log_f1(state) - log_f0(state))
+            if log_path is None:
+                log_w = log_w + (beta - previous) * (log_f1(state) - log_f0(state))
+            else:
+                log_w = log_w + log_path(state, beta) - log_path(state, previous)
         state = transition(state, beta)
     return AISEstimate(torch.as_tensor(log_w).detach())

@@ -1,0 +1,160 @@
+"""Benchmark: an RBM and a DBM on offline MNIST, trained by stochastic approximation within a CPU
+budget and scored by AIS (issue 16; seed ``002``).
+
+Protocol: the offline MNIST protocol of ``../shared/data/README.md`` (8,000 training and 2,000
+held-out digits of the MNIST test set), binarized afresh for every batch (``binarize=dynamic``)
+and once (seed 0) for the test log-likelihood. Each model trains for ``--minutes`` of training
+steps, one seed, Adam at the zoo's lr, batch 100, 100 chains:
+
+- ``rbm-pcd``: RBM-500, persistent contrastive divergence (1 Gibbs sweep per update);
+- ``rbm-cd``: RBM-500, CD-k (``--cd-steps``, default 1);
+- ``dbm``: DBM 500-1000, PCD with a 10-iteration mean-field data term, after
+  ``--pretrain-epochs`` of greedy CD-1 pretraining per layer (time reported apart).
+
+Then :math:`\\log Z` by AIS (``--ais-steps`` Gibbs sweeps, ``--ais-chains`` chains, the base
+RBM from the training pixels' means) and the test log-likelihood: exact given :math:`\\log Z`
+for the RBM, the mean-field lower bound for the DBM. The published numbers (full MNIST,
+60,000 digits, hours of training) are printed beside, for orientation only.
+
+    python benchmarks/boltzmann_mnist.py --minutes 8 --out runs/boltzmann
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.experiment import Experiment, make_config
+
+VARIANTS = {  # name -> (zoo model, objective, what)
+    "rbm-pcd": ("rbm", "pcd", "RBM-{hidden}, PCD-1"),
+    "rbm-cd": ("rbm", "cd", "RBM-{hidden}, CD-{k}"),
+    "dbm": ("dbm", "pcd", "DBM {layers}, PCD + mean-field"),
+}
+PUBLISHED = [  # (model, test log-likelihood in nats, source)
+    ("RBM-500, CD-1", "-125.53", "Salakhutdinov & Murray 2008, table 2"),
+    ("RBM-500, CD-25", "-86.34", "Salakhutdinov & Murray 2008, table 2"),
+    ("RBM-500, PCD", "about -86 to -87", "Tieleman 2008; Salakhutdinov & Hinton 2009"),
+    ("DBM 500-1000", "-84.62", "Salakhutdinov & Hinton 2009, table 1"),
+]
+
+
+def train_and_score(variant: str, args) -> dict:
+    model, objective, what = VARIANTS[variant]
+    settings = {"protocol": "offline", "binarize": "dynamic", "chains": args.chains}
+    if objective == "cd":
+        settings["gibbs_steps"] = args.cd_steps
+    if model == "rbm" and args.hidden:
+        settings["hidden"] = args.hidden
+    if model == "dbm":
+        if args.layers:
+            settings["layers"] = [int(h) for h in args.layers.split(",")]
+        if args.pretrain_epochs:
+            settings["pretrain_epochs"] = args.pretrain_epochs
+    config = make_config(model, dataset="mnist", objective=objective, seconds=args.minutes * 60,
+                         batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                         data_dir=args.data_dir, settings=settings)
+    experiment = Experiment(config)
+    started = time.perf_counter()
+    experiment.build()
+    build_seconds = time.perf_counter() - started
+    experiment.train()
+    train, test = experiment.data
+    test = test.head(args.n_test)
+    started = time.perf_counter()
+    scores = experiment.entry.evaluate(experiment.model, experiment.guide, test, train,
+                                       knn=False, seed=0, ais_steps=args.ais_steps,
+                                       ais_chains=args.ais_chains)
+    history = experiment.history
+    hyper = experiment.entry.hyper(config["hyper"])
+    what = what.format(k=args.cd_steps, hidden=hyper.get("hidden"),
+                       layers="-".join(map(str, hyper.get("layers", []))))
+    return {"variant": variant, "what": what,
+            "test_loglik": -scores["nll"]["value"], "nll_method": scores["nll_method"],
+            "bound": model == "dbm", "ais_log_z": scores["ais_log_z"],
+            "ais_log_z_stderr": scores["ais_log_z_stderr"], "ais_ess": scores["ais_ess"],
+            "ais_steps": args.ais_steps, "ais_chains": args.ais_chains,
+            "epochs": len(history), "steps": experiment.trainer.steps,
+            "train_seconds": experiment.trainer.train_seconds,
+            "pretrain_seconds": build_seconds if model == "dbm" else 0.0,
+            "final_reconstruction": history[-1]["loss"] if history else None,
+            "ais_seconds": time.perf_counter() - started, "n_test": len(test)}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | test log-lik (nats) | log Z (AIS) | epochs | train min | AIS min |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        bound = " (bound)" if r["bound"] else ""
+        lines.append(f"| {r['what']} | {r['test_loglik']:.2f}{bound} | {r['ais_log_z']:.2f} "
+                     f"± {r['ais_log_z_stderr']:.2f} | {r['epochs']} | "
+                     f"{(r['train_seconds'] + r['pretrain_seconds']) / 60:.1f} | "
+                     f"{r['ais_seconds'] / 60:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def published_table() -> str:
+    lines = ["| published (full MNIST) | test log-lik (nats) | source |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {source} |" for name, value, source in PUBLISHED]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=8.0,
+                        help="training budget of each variant, in minutes of steps")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated, from {','.join(VARIANTS)} (default all)")
+    parser.add_argument("--lr", type=float, default=None, help="default: the zoo's (1e-3)")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--chains", type=int, default=100)
+    parser.add_argument("--cd-steps", type=int, default=1)
+    parser.add_argument("--hidden", type=int, default=None, help="RBM hidden units (500)")
+    parser.add_argument("--layers", default=None, help="DBM layers, e.g. 500,1000 (default)")
+    parser.add_argument("--pretrain-epochs", type=int, default=2,
+                        help="greedy CD-1 pretraining epochs per DBM layer (0: none)")
+    parser.add_argument("--ais-steps", type=int, default=10000)
+    parser.add_argument("--ais-chains", type=int, default=100)
+    parser.add_argument("--n-test", type=int, default=None, help="default: all 2,000")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--out", default="runs/boltzmann")
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except PyroDGMError as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+def run(args) -> None:
+    if not args.minutes > 0 or min(args.batch_size, args.chains, args.cd_steps, args.ais_steps,
+                                   args.ais_chains, args.threads) < 1 \
+            or args.pretrain_epochs < 0 or (args.n_test is not None and args.n_test < 1):
+        raise PyroDGMError("--minutes, --batch-size, --chains, --cd-steps, --ais-steps, "
+                           "--ais-chains, --threads and --n-test must be positive, "
+                           "--pretrain-epochs zero or more")
+    variants = args.variants.split(",")
+    if set(variants) - set(VARIANTS):
+        raise PyroDGMError(f"--variants takes names from {', '.join(VARIANTS)}, "
+                           f"got {args.variants!r}")
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    rows = []
+    for variant in variants:
+        rows.append(train_and_score(variant, args))
+        print(json.dumps(rows[-1]), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    report = table(rows) + "\n" + published_table()
+    (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (out / "table.md").write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+r"""The partition function and test log-likelihood of Boltzmann machines by annealed importance
+sampling with Gibbs kernels: Salakhutdinov & Murray (2008) for the RBM, Salakhutdinov & Hinton
+(2009) for the DBM; the annealing loop is :func:`pyro_dgm.infer.ais.anneal`.
+
+**Path.** The base model :math:`A` has no couplings, visible biases :math:`b_A` (by default
+the model's ``base_visible_bias``, the logits of the training pixels' means) and zero hidden
+biases; the intermediate models are
+geometric averages of the *joint* densities, :math:`f_\beta(x) = \exp((1-\beta)\, b_A^\top v -
+\beta E(x))`: the DBM's parameters scaled by :math:`\beta`, plus :math:`(1-\beta) b_A` on the
+visible units. The odd layers (the RBM's hidden units, the DBM's first hidden layer) sum out
+analytically, so the AIS state is the even layers :math:`x_e` and
+
+.. math::
+
+    \log f_\beta(x_e) = (1-\beta)\, b_A^\top v + \beta \sum_{l\ \mathrm{even}} b_l^\top x_l
+        + \sum_{l\ \mathrm{odd}} \sum_j \operatorname{softplus}\bigl(\beta\,
+          (b_l + W_l x_{l-1} + W_{l+1}^\top x_{l+1})_j\bigr),
+
+with :math:`\log Z_0 = \sum_i \operatorname{softplus}(b_{A,i}) + \sum_{l \ge 1} H_l \log 2`.
+The kernel at :math:`\beta` is one Gibbs sweep of :math:`f_\beta` (odd layers, then even ones).
+The schedule is Salakhutdinov & Murray's, piecewise linear with its steps in proportion
+500 : 4,000 : 10,000 on :math:`[0, 0.5], [0.5, 0.9], [0.9, 1]`.
+
+**Log-likelihoods.** For the RBM :math:`\log P(v) = -F(v) - \log Z`; for the DBM the mean-field
+lower bound :math:`\log P(v) \ge \mathbb E_Q[-E(v, h)] + H(Q) - \log Z = -E(v, \mu) +
+\sum_{l, j} H(\mathrm{Bernoulli}(\mu^l_j)) - \log Z` (the energy is linear in each layer and
+:math:`Q` factorizes). With :math:`\log Z` estimated by AIS, whose estimate is a stochastic
+lower bound, the reported log-likelihoods are stochastic *upper* bounds in :math:`\log Z`'s
+error.
+
+The ``exact_*`` functions enumerate the even layers, for models small enough (tests).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.infer.ais import anneal
+
+MAX_ENUMERATED_UNITS = 24
+
+
+@dataclass(frozen=True)
+class LogPartition:
+    """An AIS estimate of :math:`\\log Z`, its delta-method standard error, the effective
+    sample size of the chains' weights, and the run's size."""
+
+    log_z: float
+    stderr: float
+    ess: float
+    steps: int
+    chains: int
+
+
+def salakhutdinov_murray_schedule(steps: int) -> torch.Tensor:
+    """``steps + 1`` inverse temperatures, linear on [0, 0.5], [0.5, 0.9] and [0.9, 1] with
+    the steps split 500 : 4,000 : 10,000 (at least one step each)."""
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 3:
+        raise PyroDGMError(f"AIS needs at least 3 annealing steps, got {steps!r}")
+    first = max(1, round(steps * 500 / 14500))
+    second = max(1, round(steps * 4000 / 14500))
+    third = steps - first - second
+    pieces = [torch.linspace(0.0, 0.5, first + 1), torch.linspace(0.5, 0.9, second + 1)[1:],
+              torch.linspace(0.9, 1.0, third + 1)[1:]]
+    return torch.cat(pieces)
+
+
+def pixel_logits(x: torch.Tensor, smoothing: float = 0.05) -> torch.Tensor:
+    r"""The base model's visible biases: the logits of the pixel means of ``x``, smoothed as
+    :math:`(\sum_n x_{ni} + s) / (N + 2s)` with :math:`s` = ``smoothing`` x N so that no
+    pixel has a mean of exactly 0 or 1."""
+    n = x.shape[0]
+    means = (x.sum(0) + smoothing * n) / (n + 2 * smoothing * n)
+    return torch.logit(means)
+
+
+def log_path(model, states, beta: float, visible_bias: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log f_\beta(x_e)` of the module docstring, one value per chain."""
+    v = states[0]
+    log_f = (1 - beta) * (v @ visible_bias)
+    for l in range(0, model.depth + 1, 2):
+        log_f = log_f + beta * (states[l] @ model.biases[l])
+    for l in range(1, model.depth + 1, 2):
+        log_f = log_f + F.softplus(model.layer_input(states, l, scale=beta)).sum(-1)
+    return log_f
+
+
+def _visible_bias(model, visible_bias) -> torch.Tensor:
+    device = model.biases[0].device
+    if visible_bias is None:
+        return model.base_visible_bias
+    visible_bias = torch.as_tensor(visible_bias, dtype=torch.float32, device=device)
+    if visible_bias.shape != (model.sizes[0],) or not bool(torch.isfinite(visible_bias).all()):
+        raise PyroDGMError(f"the base visible biases must be {model.sizes[0]} finite numbers, "
+                           f"got shape {tuple(visible_bias.shape)}")
+    return visible_bias
+
+
+def log_base_partition(model, visible_bias: torch.Tensor) -> float:
+    r""":math:`\log Z_0 = \sum_i \operatorname{softplus}(b_{A,i}) + \sum_{l\ge1} H_l \log 2`."""
+    return F.softplus(visible_bias).sum().item() + sum(model.sizes[1:]) * math.log(2)
+
+
+@torch.no_grad()
+def dbm_log_partition(model, steps: int = 10000, chains: int = 100,
+                      base_visible_bias=None, progress: bool = False) -> LogPartition:
+    """AIS estimate of the DBM's (or RBM's) :math:`\\log Z`: ``chains`` chains annealed over
+    ``steps`` Gibbs sweeps (see the module docstring)."""
+    if not isinstance(chains, int) or isinstance(chains, bool) or chains < 2:
+        raise PyroDGMError(f"AIS needs at least 2 chains, got {chains!r}")
+    bias = _visible_bias(model, base_visible_bias)
+    betas = salakhutdinov_murray_schedule(steps)
+    start = model.noise(chains)  # the hidden layers of f_0 are uniform
+    start[0] = torch.bernoulli(torch.sigmoid(bias).expand(chains, -1))
+    estimate = anneal(
+        start, lambda s: log_path(model, s, 0.0, bias), lambda s: log_path(model, s, 1.0, bias),
+        lambda s, beta: model.gibbs_sweep(s, scale=beta, visible_bias=bias), betas,
+        progress=progress, log_path=lambda s, beta: log_path(model, s, beta, bias))
+    log_z0 = log_base_partition(model, bias)
+    return LogPartition(log_z=estimate.log_mean.item() + log_z0,
+                        stderr=estimate.stderr.item(), ess=estimate.ess.item(),
+                        steps=steps, chains=chains)
+
+
+def rbm_log_partition(rbm, steps: int = 10000, chains: int = 100, base_visible_bias=None,
+                      progress: bool = False) -> LogPartition:
+    """AIS estimate of the RBM's :math:`\\log Z` (Salakhutdinov & Murray 2008): the DBM path
+    with one hidden layer, the hidden units summed out."""
+    return dbm_log_partition(rbm, steps, chains, base_visible_bias, progress)
+
+
+@torch.no_grad()
+def rbm_log_likelihood(rbm, x: torch.Tensor, log_z: float) -> torch.Tensor:
+    """:math:`\\log P(v) = -F(v) - \\log Z` of each row of ``x``."""
+    return -rbm.free_energy(x) - log_z
+
+
+@torch.no_grad()
+def dbm_log_likelihood(dbm, guide, x: torch.Tensor, log_z: float) -> torch.Tensor:
+    r"""The mean-field lower bound :math:`-E(v, \mu) + H(Q) - \log Z` of each row of ``x``,
+    with :math:`\mu` the fixed point of ``guide`` (a :class:`MeanFieldDBM`)."""
+    mu = guide.mean_field(x)
+    entropy = sum(torch.distributions.Bernoulli(probs=m.clamp(1e-7, 1 - 1e-7)).entropy().sum(-1)
+                  for m in mu[1:])
+    return -dbm.energy(mu) + entropy - log_z
+
+
+# -- exact values, by enumeration (tiny models) -------------------------------------------
+def all_binary(n: int) -> torch.Tensor:
+    """The ``2**n`` binary vectors of length ``n``, one per row."""
+    return ((torch.arange(2 ** n)[:, None] >> torch.arange(n)) & 1).float()
+
+
+def _even_hidden_sizes(model) -> list[int]:
+    return [model.sizes[l] for l in range(2, model.depth + 1, 2)]
+
+
+def _check_enumerable(units: int) -> None:
+    if units > MAX_ENUMERATED_UNITS:
+        raise PyroDGMError(f"exact enumeration of {units} binary units is too large "
+                           f"(at most {MAX_ENUMERATED_UNITS}); use AIS")
+
+
+def _with_even_hidden(model, v: torch.Tensor, hidden: torch.Tensor) -> list[torch.Tensor]:
+    """Layer states: each row of ``v`` with each row of ``hidden`` (the even hidden layers,
+    concatenated), odd layers zero; shape ``(len(v) * len(hidden), size_l)``."""
+    n, m = v.shape[0], hidden.shape[0]
+    states = [v.repeat_interleave(m, 0)]
+    pieces = iter(hidden.split(_even_hidden_sizes(model), -1)) if model.depth > 1 else iter(())
+    for l in range(1, model.depth + 1):
+        states.append(next(pieces).repeat(n, 1) if l % 2 == 0
+                      else v.new_zeros(n * m, model.sizes[l]))
+    return states
+
+
+@torch.no_grad()
+def exact_log_marginal(model, x: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log P^*(v) = \log \sum_h e^{-E(v,h)}` of each row of ``x``, summing the odd layers
+    analytically and enumerating the even hidden layers."""
+    units = sum(_even_hidden_sizes(model))
+    _check_enumerable(units)
+    hidden = all_binary(units).to(x)
+    log_f = log_path(model, _with_even_hidden(model, x, hidden), 1.0, x.new_zeros(x.shape[1]))
+    return torch.logsumexp(log_f.view(x.shape[0], -1), -1)
+
+
+@torch.no_grad()
+def exact_log_partition(model) -> float:
+    """:math:`\\log Z` by enumerating the visible and even hidden layers."""
+    _check_enumerable(model.sizes[0] + sum(_even_hidden_sizes(model)))
+    visible = all_binary(model.sizes[0]).to(model.biases[0])
+    return torch.logsumexp(exact_log_marginal(model, visible), 0).item()

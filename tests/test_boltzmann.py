@@ -1,0 +1,167 @@
+"""RBM and DBM: AIS against exact partition functions, PCD raising an exact likelihood, the
+mean-field fixed point, the CLI end to end, and bad options refused in one sentence."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from pyro_dgm.cli import main
+from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.guides.boltzmann import MeanFieldDBM
+from pyro_dgm.infer import Trainer, build_objective
+from pyro_dgm.infer.ais_gibbs import (
+    all_binary,
+    dbm_log_likelihood,
+    dbm_log_partition,
+    exact_log_marginal,
+    exact_log_partition,
+    rbm_log_likelihood,
+    rbm_log_partition,
+)
+from pyro_dgm.data import Dataset
+from pyro_dgm.guides.empty import EmptyGuide
+from pyro_dgm.models.boltzmann import DBM, RBM
+
+
+def randomized(model, scale: float = 1.0, seed: int = 0):
+    """``model`` with weights and biases drawn N(0, scale^2): a hard, multi-modal target."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(scale * torch.randn(p.shape, generator=generator))
+    return model
+
+
+def test_rbm_free_energy_sums_out_the_hidden_units():
+    rbm = randomized(RBM(5, 3))
+    v, h = all_binary(5), all_binary(3)
+    joint = -rbm.energy([v.repeat_interleave(8, 0), h.repeat(32, 1)]).view(32, 8)
+    assert torch.allclose(torch.logsumexp(joint, 1), -rbm.free_energy(v), atol=1e-5)
+
+
+def test_ais_recovers_the_exact_log_partition_of_a_small_rbm():
+    torch.manual_seed(0)
+    rbm = randomized(RBM(8, 6))
+    estimate = rbm_log_partition(rbm, steps=1000, chains=64)
+    assert abs(estimate.log_z - exact_log_partition(rbm)) < 0.1
+    x = all_binary(8)[:10]
+    assert torch.allclose(rbm_log_likelihood(rbm, x, exact_log_partition(rbm)).exp().sum()
+                          <= 1.0 + 1e-6, torch.tensor(True))
+
+
+def test_ais_recovers_the_exact_log_partition_of_a_small_dbm():
+    torch.manual_seed(1)
+    dbm = randomized(DBM(8, [4, 3]), seed=1)
+    v, h1, h2 = all_binary(8), all_binary(4), all_binary(3)
+    brute = torch.logsumexp(-dbm.energy([
+        v.repeat_interleave(128, 0), h1.repeat_interleave(8, 0).repeat(256, 1), h2.repeat(4096, 1)
+    ]), 0).item()
+    assert exact_log_partition(dbm) == pytest.approx(brute, abs=1e-4)
+    estimate = dbm_log_partition(dbm, steps=1000, chains=64)
+    assert abs(estimate.log_z - brute) < 0.1
+
+
+def test_the_mean_field_fixed_point_solves_its_equations_and_bounds_the_likelihood():
+    dbm = randomized(DBM(8, [4, 3]), scale=0.5, seed=2)
+    guide = MeanFieldDBM(dbm, iterations=50)
+    x = all_binary(8)[::17]
+    mu = guide.mean_field(x)
+    for l in (1, 2):
+        assert torch.allclose(mu[l], torch.sigmoid(dbm.layer_input(mu, l)), atol=1e-5)
+    log_z = exact_log_partition(dbm)
+    bound = dbm_log_likelihood(dbm, guide, x, log_z)
+    exact = exact_log_marginal(dbm, x) - log_z
+    assert bool((bound <= exact + 1e-5).all())
+    assert bool((exact - bound < 0.5).all())  # a close bound, not a loose one
+
+
+def test_pcd_raises_the_exact_log_likelihood_of_its_training_data():
+    torch.manual_seed(0)
+    patterns = torch.tensor([[1, 1, 1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1, 1, 1],
+                             [1, 0, 1, 0, 1, 0, 1, 0]], dtype=torch.float)
+    data = Dataset.from_tensors(patterns.repeat(40, 1))
+    rbm = RBM(8, 6, init_scale=0.1)
+
+    def mean_log_likelihood():
+        return (exact_log_marginal(rbm, patterns) - exact_log_partition(rbm)).mean().item()
+
+    before = mean_log_likelihood()
+    trainer = Trainer(rbm, EmptyGuide(), "pcd", lr=0.01, batch_size=20,
+                      objective_options={"chains": 20}, progress=False)
+    history = trainer.fit(data, epochs=50)
+    after = mean_log_likelihood()
+    assert after > before + 1.5  # from about -5.6 towards the best possible, log 1/3 = -1.1
+    assert history[-1]["loss"] < history[0]["loss"]  # the reconstruction error falls
+
+
+def test_cd_and_pcd_chains_are_checkpointed_buffers():
+    rbm = RBM(8, 4)
+    loss = build_objective("pcd", rbm, EmptyGuide(), chains=7)
+    assert loss.own_state_dict()["chain_0"].shape == (7, 8)
+    assert "chain_1" in loss.own_state_dict()
+
+
+def test_cli_trains_an_rbm_on_bars_end_to_end(tmp_path):
+    out = tmp_path / "rbm"
+    code = main(["train", "rbm", "--dataset", "bars", "--epochs", "1", "--set", "hidden=16",
+                 "--set", "n_train=200", "--set", "n_test=50", "--out", str(out), "--quiet"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["nll_method"] == "ais"
+    assert math.isfinite(metrics["test_nll"]) and math.isfinite(metrics["ais_log_z"])
+    assert metrics["test_nll"] < 16 * math.log(2)  # better than uniform pixels
+    for figure in ("samples.png", "training_curve.png"):
+        assert (out / figure).read_bytes()[:4] == b"\x89PNG"
+    assert main(["evaluate", str(out), "--knn", "--quiet"]) == 0  # the full AIS, 10,000 x 100
+    evaluation = json.loads((out / "eval.json").read_text())
+    assert evaluation["ais_steps"] == 10000 and evaluation["nll_method"] == "ais"
+    assert abs(evaluation["ais_log_z"] - metrics["ais_log_z"]) < 0.5  # short and long AIS agree
+    assert 0 <= evaluation["knn_error"]["3"] <= 1
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--set", "chains=0"], "chains"),
+    (["--set", "gibbs_steps=1.5"], "gibbs_steps"),
+    (["--set", "layers=[]"], "layers"),
+    (["--objective", "cd"], "does not apply"),
+    (["--set", "pretrain_epochs=0"], "pretrain_epochs"),
+])
+def test_bad_options_are_refused_in_one_sentence(tmp_path, capsys, argv, words):
+    code = main(["train", "dbm", "--dataset", "bars", "--epochs", "1", "--set", "n_train=20",
+                 "--set", "n_test=5", *argv, "--out", str(tmp_path / "x"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "Traceback" not in err
+    assert words in err and len(err.splitlines()) == 1
+
+
+def test_ais_and_models_refuse_bad_arguments():
+    with pytest.raises(PyroDGMError, match="at least 2 chains"):
+        rbm_log_partition(RBM(4, 2), steps=10, chains=1)
+    with pytest.raises(PyroDGMError, match="at least 3 annealing steps"):
+        rbm_log_partition(RBM(4, 2), steps=2, chains=4)
+    with pytest.raises(PyroDGMError, match="too large"):
+        exact_log_partition(RBM(30, 2))
+    with pytest.raises(PyroDGMError, match="trains Boltzmann machines"):
+        build_objective("pcd", torch.nn.Linear(2, 2), None)
+
+
+def test_greedy_pretraining_raises_the_dbm_likelihood_of_its_training_data():
+    from pyro_dgm.infer.pcd import pretrain_greedy
+
+    torch.manual_seed(0)
+    patterns = torch.tensor([[1, 1, 1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1, 1, 1]],
+                            dtype=torch.float)
+    data = Dataset.from_tensors(patterns.repeat(50, 1))
+    dbm = DBM(8, [6, 4], init_scale=0.1)
+
+    def mean_log_likelihood():
+        return (exact_log_marginal(dbm, patterns) - exact_log_partition(dbm)).mean().item()
+
+    before = mean_log_likelihood()
+    errors = pretrain_greedy(dbm, data, epochs=20, lr=0.1, batch_size=10)
+    assert len(errors) == 2 and all(math.isfinite(e) for e in errors)
+    assert mean_log_likelihood() > before + 1.0  # from about -5.5 towards log 1/2
