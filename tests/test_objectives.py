@@ -308,6 +308,10 @@ def _programs_and_batch(name):
         model = PolyRegression(max_points=8)
         sim = model.simulate(4, seed=0)
         return model, PolyRegProposal(hidden=16, components=2), (sim["t"], sim["y"], sim["mask"])
+    if name in ("pcd", "cd"):
+        data = load_dataset("bars", "train", n_train=6)
+        entry = get_entry("rbm")
+        return (*entry.build(entry.hyper({"hidden": 8}), data), data.x)
     if name == "adversarial":
         data = load_dataset("toy2d", "train", shape="mixture", n_train=6)
         entry = get_entry("gan")
