@@ -30,7 +30,7 @@ import torch
 import pyro
 import pyro.poutine as poutine
 
-from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.errors import PyroDGMError, run_or_exit
 from pyro_dgm.experiment import Experiment, make_config
 from pyro_dgm.infer import log_likelihood_bounds
 from pyro_dgm.infer.ais_hmc import ais_log_likelihood, latent_site
@@ -115,11 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir")
     parser.add_argument("--out", default="runs/ais-vs-iwae")
-    args = parser.parse_args(argv)
-    try:
-        run(args)
-    except PyroDGMError as error:
-        parser.exit(2, f"error: {error}\n")
+    run_or_exit(parser, run, argv)
 
 
 def run(args) -> None:

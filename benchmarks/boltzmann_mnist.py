@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.errors import PyroDGMError, run_or_exit
 from pyro_dgm.experiment import Experiment, make_config
 
 VARIANTS = {  # name -> (zoo model, objective, what)
@@ -125,11 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-dir")
     parser.add_argument("--out", default="runs/boltzmann")
-    args = parser.parse_args(argv)
-    try:
-        run(args)
-    except PyroDGMError as error:
-        parser.exit(2, f"error: {error}\n")
+    run_or_exit(parser, run, argv)
 
 
 def run(args) -> None:

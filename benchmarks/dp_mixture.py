@@ -29,7 +29,7 @@ import torch
 import pyro.distributions as dist
 
 from pyro_dgm import Trainer, load_dataset, plots
-from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.errors import PyroDGMError, run_or_exit
 from pyro_dgm.data import Dataset
 from pyro_dgm.data.synthetic import true_log_density
 from pyro_dgm.guides.dp_mixture import DPMixtureGuide
@@ -136,11 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-dir", default=None)
-    args = parser.parse_args(argv)
-    try:
-        run(args)
-    except PyroDGMError as error:
-        parser.exit(2, f"error: {error}\n")
+    run_or_exit(parser, run, argv)
 
 
 def check(args) -> list[str]:

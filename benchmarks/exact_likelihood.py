@@ -25,7 +25,7 @@ import json
 import time
 from pathlib import Path
 
-from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.errors import PyroDGMError, run_or_exit
 from pyro_dgm.experiment import Experiment, make_config
 
 MODELS = {  # name -> (data settings, what its nll is)
@@ -106,11 +106,7 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"comma-separated, from {','.join(MODELS)} (default all)")
     parser.add_argument("--data-dir")
     parser.add_argument("--out", default="runs/exact-likelihood")
-    args = parser.parse_args(argv)
-    try:
-        run(args)
-    except PyroDGMError as error:
-        parser.exit(2, f"error: {error}\n")
+    run_or_exit(parser, run, argv)
 
 
 def run(args) -> None:

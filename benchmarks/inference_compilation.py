@@ -29,7 +29,7 @@ import pyro
 from pyro.ops.stats import effective_sample_size
 
 from pyro_dgm.data import load_dataset
-from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.errors import PyroDGMError, run_or_exit
 from pyro_dgm.guides.polyreg import PolyRegProposal
 from pyro_dgm.infer import Trainer
 from pyro_dgm.infer.compilation import nuts_reference, random_walk_mh
@@ -112,11 +112,7 @@ def main(argv=None):
                              "reference")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--proposal", help="OUT/proposal.pt of an earlier run: skip training")
-    args = parser.parse_args(argv)
-    try:
-        run(args)
-    except PyroDGMError as error:
-        parser.exit(2, f"error: {error}\n")
+    run_or_exit(parser, run, argv)
 
 
 def run(args) -> None:

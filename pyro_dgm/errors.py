@@ -7,3 +7,14 @@ class PyroDGMError(Exception):
     Raise it with a message that says what was wrong and what was expected; ``pyro-dgm``
     prints ``error: <message>`` and exits with status 2, without a traceback.
     """
+
+
+def run_or_exit(parser, run, argv=None) -> None:
+    """Parse ``argv`` with the argparse ``parser`` and call ``run(args)``; a
+    :class:`PyroDGMError` becomes one line ``error: <message>`` and exit status 2 (the
+    benchmarks' command lines)."""
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except PyroDGMError as error:
+        parser.exit(2, f"error: {error}\n")
