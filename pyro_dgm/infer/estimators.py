@@ -272,17 +272,12 @@ def knn_error(train_codes: torch.Tensor, train_labels: torch.Tensor, test_codes:
     if train_codes.shape[0] < max(ks):
         raise PyroDGMError(f"kNN with k = {max(ks)} needs at least {max(ks)} training codes, "
                            f"got {train_codes.shape[0]}")
-    n_classes = int(torch.cat([train_labels, test_labels]).max()) + 1
     starts = range(0, test_codes.shape[0], batch_size)
     errors = {}  # by batch: the number of errors for each k (batches shared out over processes)
     for b in distributed.my_batches(len(starts)):
-        start = starts[b]
-        distances = torch.cdist(test_codes[start:start + batch_size], train_codes)
-        nearest = distances.topk(max(ks), dim=1, largest=False).indices
-        neighbour_labels = train_labels[nearest]
-        truth = test_labels[start:start + batch_size]
-        errors[b] = [int((torch.nn.functional.one_hot(neighbour_labels[:, :k], n_classes).sum(1)
-                          .argmax(1) != truth).sum()) for k in ks]
+        rows = slice(starts[b], starts[b] + batch_size)
+        predictions = knn_classify(train_codes, train_labels, test_codes[rows], ks, batch_size)
+        errors[b] = [int((predictions[k] != test_labels[rows]).sum()) for k in ks]
     totals = [sum(counts) for counts in zip(*distributed.gather_batches(errors, len(starts)))]
     return {str(k): total / test_codes.shape[0] for k, total in zip(ks, totals)}
 
