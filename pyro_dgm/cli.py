@@ -108,6 +108,14 @@ def command_train(args) -> None:
                                  progress=lead and not args.quiet, log=print if lead else None)
     if "test_elbo" in metrics:
         print(f"test ELBO {metrics['test_elbo']:.3f} nats per example")
+    print_warnings(metrics)
+
+
+def print_warnings(metrics: dict) -> None:
+    """The sentences of ``metrics["warnings"]`` (a number the run could not vouch for), on
+    standard error."""
+    for warning in metrics.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def command_runs(args) -> None:
@@ -208,6 +216,7 @@ def command_evaluate(args) -> None:
                                       ais_chains=whole_number("--ais-chains", args.ais_chains))
     if lead:
         print(json.dumps(metrics, indent=2))
+        print_warnings(metrics)
 
 
 def _compare_kept(out: Path) -> str:

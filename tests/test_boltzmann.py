@@ -19,12 +19,14 @@ from pyro_dgm.infer.ais_gibbs import (
     dbm_log_partition,
     exact_log_marginal,
     exact_log_partition,
+    log_partition_floor,
     rbm_log_likelihood,
     rbm_log_partition,
 )
 from pyro_dgm.data import Dataset
 from pyro_dgm.guides.empty import EmptyGuide
 from pyro_dgm.models.boltzmann import DBM, RBM
+from pyro_dgm.zoo.boltzmann import ais_metrics
 
 
 def randomized(model, scale: float = 1.0, seed: int = 0):
@@ -165,3 +167,48 @@ def test_greedy_pretraining_raises_the_dbm_likelihood_of_its_training_data():
     errors = pretrain_greedy(dbm, data, epochs=20, lr=0.1, batch_size=10)
     assert len(errors) == 2 and all(math.isfinite(e) for e in errors)
     assert mean_log_likelihood() > before + 1.0  # from about -5.5 towards log 1/2
+
+
+def two_mode_rbm(visible: int = 16, hidden: int = 8, weight: float = 2.0) -> RBM:
+    """An RBM whose all-on state outweighs the all-off one by :math:`e^{16}` behind an energy
+    barrier that Gibbs chains started near all-off (the base's visible biases are -2) do not
+    cross: the model on which AIS errs low, with a small standard error."""
+    rbm = RBM(visible, hidden, visible_logits=torch.full((visible,), -2.0))
+    with torch.no_grad():
+        rbm.weights[0].fill_(weight)
+        rbm.biases[0].fill_(1.0 - weight * hidden / 2)
+        rbm.biases[1].fill_(-weight * visible / 2)
+    return rbm
+
+
+def test_the_data_floor_of_log_z_is_certified_and_counts_each_state_once():
+    torch.manual_seed(0)
+    rbm = randomized(RBM(8, 6), seed=3)
+    x = all_binary(8)[torch.randint(0, 256, (40,))]
+    floor = log_partition_floor(x, -rbm.free_energy(x))
+    assert floor <= exact_log_partition(rbm)
+    assert floor == pytest.approx(log_partition_floor(torch.cat([x, x]), -rbm.free_energy(
+        torch.cat([x, x]))), abs=1e-5)
+    every_state = all_binary(8)  # all states: the floor is log Z itself
+    assert log_partition_floor(every_state, -rbm.free_energy(every_state)) == pytest.approx(
+        exact_log_partition(rbm), abs=1e-4)
+
+
+def test_an_ais_estimate_that_missed_a_mode_is_flagged_not_reported_as_valid():
+    torch.manual_seed(0)
+    rbm = two_mode_rbm()
+    test = Dataset.from_tensors(torch.ones(5, 16))
+    metrics = ais_metrics(rbm, EmptyGuide(), test, steps=200, chains=16)
+    assert metrics["ais_log_z"] < exact_log_partition(rbm) - 10  # AIS missed the all-on mode
+    assert metrics["ais_log_z_floor"] == pytest.approx(exact_log_partition(rbm), abs=0.01)
+    assert metrics["ais_valid"] is False and "missed modes" in metrics["warnings"][0]
+    assert -metrics["nll"]["value"] > 0  # the impossible log-likelihood that the flag explains
+
+
+def test_a_well_mixed_ais_estimate_passes_its_floor():
+    torch.manual_seed(0)
+    rbm = randomized(RBM(8, 6), seed=3)
+    test = Dataset.from_tensors(all_binary(8)[torch.randint(0, 256, (40,))])
+    metrics = ais_metrics(rbm, EmptyGuide(), test, steps=500, chains=32)
+    assert metrics["ais_valid"] is True and "warnings" not in metrics
+    assert metrics["ais_log_z_floor"] <= metrics["ais_log_z"] + 3 * metrics["ais_log_z_stderr"]
