@@ -29,8 +29,9 @@ from pathlib import Path
 import torch
 
 from pyro_dgm.errors import PyroDGMError, run_or_exit
-from pyro_dgm.infer.ais_gibbs import log_path
 from pyro_dgm.experiment import Experiment, make_config
+from pyro_dgm.infer.ais_gibbs import log_path
+from pyro_dgm.tables import markdown_table, published_table
 
 VARIANTS = {  # name -> (zoo model, objective, what)
     "rbm-pcd": ("rbm", "pcd", "RBM-{hidden}, PCD-1"),
@@ -105,26 +106,21 @@ def chain_mixing(model, chains: int, sweeps: int = 1000) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | test log-lik (nats) | log Z (AIS) | floor of log Z | log f: persistent / "
-             "noise chains | epochs | train min | AIS min |", "|---|---|---|---|---|---|---|---|"]
+    header = ["model", "test log-lik (nats)", "log Z (AIS)", "floor of log Z",
+              "log f: persistent / noise chains", "epochs", "train min", "AIS min"]
+    lines = []
     for r in rows:
         bound = " (bound)" if r["bound"] else ""
         invalid = "" if r["ais_valid"] is not False else " **invalid: log Z below its floor**"
         persistent = r["log_f_persistent_chains"]
-        lines.append(f"| {r['what']} | {r['test_loglik']:.2f}{bound}{invalid} | "
-                     f"{r['ais_log_z']:.2f} ± {r['ais_log_z_stderr']:.2f} | "
-                     f"{r['ais_log_z_floor']:.2f} | "
-                     f"{'-' if persistent is None else f'{persistent:.1f}'} / "
-                     f"{r['log_f_noise_chains']:.1f} | {r['epochs']} | "
-                     f"{(r['train_seconds'] + r['pretrain_seconds']) / 60:.1f} | "
-                     f"{r['ais_seconds'] / 60:.1f} |")
-    return "\n".join(lines) + "\n"
-
-
-def published_table() -> str:
-    lines = ["| published (full MNIST) | test log-lik (nats) | source |", "|---|---|---|"]
-    lines += [f"| {name} | {value} | {source} |" for name, value, source in PUBLISHED]
-    return "\n".join(lines) + "\n"
+        lines.append([r["what"], f"{r['test_loglik']:.2f}{bound}{invalid}",
+                      f"{r['ais_log_z']:.2f} ± {r['ais_log_z_stderr']:.2f}",
+                      f"{r['ais_log_z_floor']:.2f}",
+                      f"{'-' if persistent is None else f'{persistent:.1f}'} / "
+                      f"{r['log_f_noise_chains']:.1f}", r["epochs"],
+                      f"{(r['train_seconds'] + r['pretrain_seconds']) / 60:.1f}",
+                      f"{r['ais_seconds'] / 60:.1f}"])
+    return markdown_table(header, lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,7 +165,7 @@ def run(args) -> None:
         rows.append(train_and_score(variant, args))
         print(json.dumps(rows[-1]), flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    report = table(rows) + "\n" + published_table()
+    report = table(rows) + "\n" + published_table("test log-lik (nats)", PUBLISHED)
     (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
     (out / "table.md").write_text(report)
     print(report)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from pyro_dgm.errors import PyroDGMError, run_or_exit
 from pyro_dgm.experiment import Experiment, make_config
+from pyro_dgm.tables import markdown_table, published_table
 
 MODELS = {  # name -> (data settings, what its nll is)
     "nade": ({"binarize": "dynamic"}, "exact NLL, binarized"),
@@ -73,19 +74,12 @@ def _head(data, n: int):
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | what | NLL (nats) | bits/dim | test -ELBO | lr | s/epoch |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        bits = f"{r['bits_per_dim']:.3f}" if r["bits_per_dim"] is not None else "-"
-        lines.append(f"| {r['model']} | {r['what']} | {r['nll']['value']:.2f} | {bits} "
-                     f"| {-r['test_elbo']:.2f} | {r['lr']:g} | {r['seconds_per_epoch']:.1f} |")
-    return "\n".join(lines) + "\n"
-
-
-def published_table() -> str:
-    lines = ["| published (full MNIST) | NLL (nats) | source |", "|---|---|---|"]
-    lines += [f"| {name} | {nll} | {source} |" for name, nll, source in PUBLISHED]
-    return "\n".join(lines) + "\n"
+    header = ["model", "what", "NLL (nats)", "bits/dim", "test -ELBO", "lr", "s/epoch"]
+    return markdown_table(header, [
+        [r["model"], r["what"], f"{r['nll']['value']:.2f}",
+         f"{r['bits_per_dim']:.3f}" if r["bits_per_dim"] is not None else "-",
+         f"{-r['test_elbo']:.2f}", f"{r['lr']:g}", f"{r['seconds_per_epoch']:.1f}"]
+        for r in rows])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,7 +115,7 @@ def run(args) -> None:
     rows = [train_and_evaluate(model, args) for model in models]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = table(rows) + "\n" + published_table()
+    report = table(rows) + "\n" + published_table("NLL (nats)", PUBLISHED)
     (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
     (out / "table.md").write_text(report)
     print(report)

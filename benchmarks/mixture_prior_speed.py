@@ -26,6 +26,7 @@ import torch
 from pyro_dgm.data import load_dataset
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer import Trainer
+from pyro_dgm.tables import markdown_table
 from pyro_dgm.zoo import get_entry
 
 MODELS = ("vae", "dlgmm", "dldpm")
@@ -66,11 +67,10 @@ def measure(args) -> list[dict]:
 
 def to_markdown(rows: list[dict]) -> str:
     base = rows[0]["seconds_per_step"]
-    lines = [f"| variant | s/step (median) | s/epoch (80 steps) | vs {rows[0]['variant']} |",
-             "|---|---|---|---|"]
-    lines += [f"| {r['variant']} | {r['seconds_per_step']:.3f} | {r['seconds_per_epoch']:.1f} "
-              f"| {r['seconds_per_step'] / base:.1f}x |" for r in rows]
-    return "\n".join(lines) + "\n"
+    header = ["variant", "s/step (median)", "s/epoch (80 steps)", f"vs {rows[0]['variant']}"]
+    return markdown_table(header, [
+        [r["variant"], f"{r['seconds_per_step']:.3f}", f"{r['seconds_per_epoch']:.1f}",
+         f"{r['seconds_per_step'] / base:.1f}x"] for r in rows])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -57,6 +57,7 @@ from pyro_dgm.infer.estimators import log_likelihood_bounds
 from pyro_dgm.infer.gradients import gradient_variance, guide_parameters
 from pyro_dgm.infer.objectives import build_objective, get_objective
 from pyro_dgm.infer.trainer import Trainer, TrainingDiverged, program_traces, resolve_device
+from pyro_dgm.tables import markdown_table
 from pyro_dgm.zoo import get_entry
 
 
@@ -185,16 +186,14 @@ class Comparison:
     def to_markdown(self) -> str:
         """A markdown table: mean ± std over seeds per objective."""
         k = self.config["iwae_samples"]
-        header = (f"| objective | seeds | NLL (IWAE-{k}, nats) | test ELBO (nats) | s / epoch "
-                  f"| epochs | guide grad variance (tr Cov) | guide grad SNR |")
-        lines = [header, "|" + "---|" * 8]
-        for row in self.summary():
-            cells = [f"`{row['label']}`", str(row["seeds"]),
-                     _pm(row["final_nll"], ".3f"), _pm(row["test_elbo"], ".3f"),
-                     _pm(row["seconds_per_epoch"], ".3g"), _pm(row["epochs"], ".3g"),
-                     _pm(row["grad_total_variance"], ".3g"), _pm(row["grad_snr"], ".3g")]
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines)
+        header = ["objective", "seeds", f"NLL (IWAE-{k}, nats)", "test ELBO (nats)", "s / epoch",
+                  "epochs", "guide grad variance (tr Cov)", "guide grad SNR"]
+        rows = [[f"`{row['label']}`", str(row["seeds"]),
+                 _pm(row["final_nll"], ".3f"), _pm(row["test_elbo"], ".3f"),
+                 _pm(row["seconds_per_epoch"], ".3g"), _pm(row["epochs"], ".3g"),
+                 _pm(row["grad_total_variance"], ".3g"), _pm(row["grad_snr"], ".3g")]
+                for row in self.summary()]
+        return markdown_table(header, rows).rstrip("\n")
 
     def to_json(self) -> dict:
         return {"config": self.config, "runs": self.runs, "summary": self.summary()}

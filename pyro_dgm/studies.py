@@ -28,6 +28,7 @@ from pyro_dgm.data import dataset_options
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.experiment import Experiment, check_writable, make_config, read_json, write_json
 from pyro_dgm.registry import Registry
+from pyro_dgm.tables import markdown_table
 from pyro_dgm.zoo import get_entry
 
 BUDGETS = ("smoke", "cpu", "paper")
@@ -248,7 +249,7 @@ def to_markdown(result: dict) -> str:
     if result["note"]:
         lines += [result["note"], ""]
     header = ["run", "objective", *(m.title for m in metrics), "s / epoch"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for row in result["summary"]:
         cells = [f"`{row['label']}`", f"`{row['objective']}`"]
         for metric in metrics:
@@ -256,8 +257,8 @@ def to_markdown(result: dict) -> str:
             published = row["published"].get(metric.key)
             cells.append(cell + (f" ({published:g})" if published is not None else ""))
         cells.append(_pm(row["seconds_per_epoch"], 2))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return "\n".join(lines) + "\n" + markdown_table(header, rows)
 
 
 def _pm(stat: dict, digits: int) -> str:
