@@ -164,7 +164,8 @@ def check_boltzmann_mnist(out: Path):
     for r in rows:
         assert_finite(r["test_loglik"], r["ais_log_z"], r["ais_log_z_stderr"], r["train_seconds"])
         assert r["nll_method"] == "ais" and r["test_loglik"] < 0
-        assert_finite(r["ais_log_z_floor"], r["log_f_noise_chains"], r["log_f_persistent_chains"])
+        assert_finite(r["ais_log_z_floor"], r["log_f_noise_chains"], r["log_f_training_chains"],
+                      r["ais_log_z_reverse"], r["ais_log_z_reverse_stderr"])
         assert r["ais_valid"] == (r["ais_log_z"] >= r["ais_log_z_floor"])
     assert [r["bound"] for r in rows] == [False, False, True]
     assert_table(out / "table.md", 3 + 1 + 4)  # measured rows; the published header and rows

@@ -35,6 +35,15 @@ distinct states, :math:`Z = \sum_v P^*(v) \ge \sum_n P^*(v_n) \ge \sum_n e^{\ell
 :math:`\ell_n \le \log P^*(v_n)` (exact for the RBM, the mean-field bound for the DBM); an AIS
 estimate below it (:func:`log_partition_floor`) is provably wrong.
 
+**From above.** Run backwards from samples of the model, the same path gives the reverse
+estimate of bidirectional Monte Carlo (Grosse, Ghahramani & Adams 2015): chains started at
+:math:`x \sim P` and annealed from :math:`\beta = 1` to 0 carry weights with
+:math:`\mathbb E[w] = Z_0 / Z`, so :math:`\log Z_0 - \log \frac1C \sum_c w_c` is a stochastic
+*upper* bound of :math:`\log Z` (:func:`dbm_log_partition_reverse`). It needs exact samples;
+started from persistent training chains, which may miss modes as well, it is a diagnostic: the
+two directions agree when the chains mix, and the gap between them brackets :math:`\log Z`
+where they do not.
+
 The ``exact_*`` functions enumerate the even layers, for models small enough (tests).
 """
 
@@ -130,6 +139,32 @@ def dbm_log_partition(model, steps: int = 10000, chains: int = 100,
         progress=progress, log_path=lambda s, beta: log_path(model, s, beta, bias))
     log_z0 = log_base_partition(model, bias)
     return LogPartition(log_z=estimate.log_mean.item() + log_z0,
+                        stderr=estimate.stderr.item(), ess=estimate.ess.item(),
+                        steps=steps, chains=chains)
+
+
+@torch.no_grad()
+def dbm_log_partition_reverse(model, samples, steps: int = 10000, base_visible_bias=None,
+                              progress: bool = False) -> LogPartition:
+    """Reverse AIS estimate of the DBM's (or RBM's) :math:`\\log Z` from ``samples`` of the
+    model (a list of layer states, one row per chain, e.g. persistent chains), annealed from
+    :math:`\\beta = 1` to 0 along the path of :func:`dbm_log_partition` (see the module
+    docstring): a stochastic upper bound when the samples are exact."""
+    samples = list(samples)
+    if len(samples) != len(model.sizes) or any(
+            state.ndim != 2 or state.shape[1] != size for state, size in zip(samples, model.sizes)):
+        raise PyroDGMError(f"reverse AIS starts from one state per layer of sizes {model.sizes}, "
+                           f"got shapes {[tuple(state.shape) for state in samples]}")
+    chains = samples[0].shape[0]
+    if chains < 2:
+        raise PyroDGMError(f"AIS needs at least 2 chains, got {chains!r}")
+    bias = _visible_bias(model, base_visible_bias)
+    alphas = 1 - salakhutdinov_murray_schedule(steps).flip(0)  # beta = 1 - alpha, from 1 to 0
+    estimate = anneal(
+        samples, lambda s: log_path(model, s, 1.0, bias), lambda s: log_path(model, s, 0.0, bias),
+        lambda s, alpha: model.gibbs_sweep(s, scale=1 - alpha, visible_bias=bias), alphas,
+        progress=progress, log_path=lambda s, alpha: log_path(model, s, 1 - alpha, bias))
+    return LogPartition(log_z=log_base_partition(model, bias) - estimate.log_mean.item(),
                         stderr=estimate.stderr.item(), ess=estimate.ess.item(),
                         steps=steps, chains=chains)
 
