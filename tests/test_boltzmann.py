@@ -14,6 +14,7 @@ from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.guides.boltzmann import MeanFieldDBM
 from pyro_dgm.infer import Trainer, build_objective
 from pyro_dgm.infer.ais_gibbs import (
+    LogPartition,
     all_binary,
     dbm_log_likelihood,
     dbm_log_partition,
@@ -123,7 +124,23 @@ def test_cli_trains_an_rbm_on_bars_end_to_end(tmp_path):
     evaluation = json.loads((out / "eval.json").read_text())
     assert evaluation["ais_steps"] == 10000 and evaluation["nll_method"] == "ais"
     assert abs(evaluation["ais_log_z"] - metrics["ais_log_z"]) < 0.5  # short and long AIS agree
+    assert evaluation["ais_valid"] is True and "warnings" not in evaluation
+    assert evaluation["ais_log_z_floor"] <= evaluation["ais_log_z"]
     assert 0 <= evaluation["knn_error"]["3"] <= 1
+
+
+def test_cli_warns_when_the_ais_estimate_falls_below_its_floor(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "rbm"
+    assert main(["train", "rbm", "--dataset", "bars", "--epochs", "1", "--set", "hidden=8",
+                 "--set", "n_train=100", "--set", "n_test=20", "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    too_low = LogPartition(log_z=-50.0, stderr=0.01, ess=2.0, steps=10, chains=2)
+    monkeypatch.setattr("pyro_dgm.zoo.boltzmann.dbm_log_partition", lambda *a, **k: too_low)
+    assert main(["evaluate", str(out), "--ais-steps", "10", "--ais-chains", "2", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: AIS's log Z (-50.00) is below") == 1 and "Traceback" not in err
+    evaluation = json.loads((out / "eval.json").read_text())
+    assert evaluation["ais_valid"] is False and evaluation["ais_log_z_floor"] > -50
 
 
 @pytest.mark.parametrize("argv, words", [
