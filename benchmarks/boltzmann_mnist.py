@@ -29,14 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 
 from pyro_dgm.errors import PyroDGMError, run_or_exit
 from pyro_dgm.experiment import Experiment, make_config
 from pyro_dgm.infer.ais_gibbs import dbm_log_partition_reverse, log_path
-from pyro_dgm.tables import markdown_table, published_table
+from pyro_dgm.tables import markdown_table, published_table, write_tables
 
 VARIANTS = {  # name -> (zoo model, objective, what)
     "rbm-pcd": ("rbm", "pcd", "RBM-{hidden}, PCD-1"),
@@ -175,16 +174,11 @@ def run(args) -> None:
         raise PyroDGMError(f"--variants takes names from {', '.join(VARIANTS)}, "
                            f"got {args.variants!r}")
     torch.set_num_threads(args.threads)
-    out = Path(args.out)
     rows = []
     for variant in variants:
         rows.append(train_and_score(variant, args))
         print(json.dumps(rows[-1]), flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    report = table(rows) + "\n" + published_table("test log-lik (nats)", PUBLISHED)
-    (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out / "table.md").write_text(report)
-    print(report)
+    write_tables(args.out, rows, table(rows) + "\n" + published_table("test log-lik (nats)", PUBLISHED))
 
 
 if __name__ == "__main__":

@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
-from pathlib import Path
 
 from pyro_dgm.errors import PyroDGMError, run_or_exit
 from pyro_dgm.experiment import Experiment, make_config
-from pyro_dgm.tables import markdown_table, published_table
+from pyro_dgm.tables import markdown_table, published_table, write_tables
 
 MODELS = {  # name -> (data settings, what its nll is)
     "nade": ({"binarize": "dynamic"}, "exact NLL, binarized"),
@@ -113,12 +111,7 @@ def run(args) -> None:
     if set(models) - set(MODELS):
         raise PyroDGMError(f"--models takes names from {', '.join(MODELS)}, got {args.models!r}")
     rows = [train_and_evaluate(model, args) for model in models]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    report = table(rows) + "\n" + published_table("NLL (nats)", PUBLISHED)
-    (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out / "table.md").write_text(report)
-    print(report)
+    write_tables(args.out, rows, table(rows) + "\n" + published_table("NLL (nats)", PUBLISHED))
 
 
 if __name__ == "__main__":

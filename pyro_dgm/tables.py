@@ -3,6 +3,8 @@ benchmarks' tables, so that every table the project prints has the same shape.""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Iterable, Sequence
 
 
@@ -24,3 +26,13 @@ def published_table(value_title: str, published: Iterable[tuple[str, str, str]],
     """The published numbers a benchmark prints beside its own: rows of
     ``(model, value, source)``."""
     return markdown_table([title, value_title, "source"], published)
+
+
+def write_tables(out, rows: list[dict], report: str) -> None:
+    """A benchmark's results in the folder ``out``: ``table.json`` (the rows) and ``table.md``
+    (``report``, also printed)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (out / "table.md").write_text(report)
+    print(report)
