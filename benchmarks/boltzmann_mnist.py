@@ -11,8 +11,8 @@ steps, one seed, Adam at the zoo's lr, batch 100, 100 chains:
 - ``dbm``: DBM 500-1000, PCD with a 10-iteration mean-field data term, after
   ``--pretrain-epochs`` of greedy CD-1 pretraining per layer (time reported apart).
 
-Then :math:`\\log Z` by AIS (``--ais-steps`` Gibbs sweeps, ``--ais-chains`` chains, the base
-RBM from the training pixels' means) and the test log-likelihood: exact given :math:`\\log Z`
+Then :math:`\\log Z` by AIS (``--ais-steps`` Gibbs sweeps, ``--ais-chains`` chains, a base
+model with the training pixels' means and the test digits' mean hidden activity) and the test log-likelihood: exact given :math:`\\log Z`
 for the RBM, the mean-field lower bound for the DBM. Three checks of that :math:`\\log Z`
 (:mod:`pyro_dgm.infer.ais_gibbs`): the certified floor from the test digits (an estimate below
 it is marked invalid), reverse AIS started from the training chains (bidirectional Monte
@@ -36,6 +36,7 @@ from pyro_dgm.errors import PyroDGMError, run_or_exit
 from pyro_dgm.experiment import Experiment, make_config
 from pyro_dgm.infer.ais_gibbs import dbm_log_partition_reverse, log_path
 from pyro_dgm.tables import markdown_table, published_table, write_tables
+from pyro_dgm.zoo.boltzmann import ais_base
 
 VARIANTS = {  # name -> (zoo model, objective, what)
     "rbm-pcd": ("rbm", "pcd", "RBM-{hidden}, PCD-1"),
@@ -77,7 +78,8 @@ def train_and_score(variant: str, args) -> dict:
                                        knn=False, seed=0, ais_steps=args.ais_steps,
                                        ais_chains=args.ais_chains)
     ais_seconds = time.perf_counter() - started
-    checks = chain_checks(experiment.model, args.chains, args.ais_steps)
+    checks = chain_checks(experiment.model, args.chains, args.ais_steps,
+                          ais_base(experiment.model, experiment.guide, test.observed()))
     history = experiment.history
     hyper = experiment.entry.hyper(config["hyper"])
     what = what.format(k=args.cd_steps, hidden=hyper.get("hidden"),
@@ -96,7 +98,7 @@ def train_and_score(variant: str, args) -> dict:
 
 
 @torch.no_grad()
-def chain_checks(model, chains: int, ais_steps: int, sweeps: int = 1000) -> dict:
+def chain_checks(model, chains: int, ais_steps: int, base, sweeps: int = 1000) -> dict:
     """Two checks of the chains, beside the certified floor of the evaluate hook.
 
     Mixing: :math:`\\log f_1` (the even layers' unnormalized log density, the odd ones summed
@@ -104,19 +106,18 @@ def chain_checks(model, chains: int, ais_steps: int, sweeps: int = 1000) -> dict
     each run ``sweeps`` more Gibbs sweeps. Far apart, the model has a region that chains from
     noise do not leave, and forward AIS, whose chains start from noise too, misses the other.
 
-    From above: reverse AIS (bidirectional Monte Carlo) started at the training chains, an
-    estimate of :math:`\\log Z` that errs high where forward AIS errs low - if the training
-    chains themselves sample the model."""
+    From above: reverse AIS (bidirectional Monte Carlo) started at the training chains along
+    the forward run's path (``base``), an estimate of :math:`\\log Z` that errs high where
+    forward AIS errs low - if the training chains themselves sample the model."""
     trained = getattr(model, "persistent_chains", None)
     if trained is None:
         trained = model.noise(chains)
     for _ in range(sweeps):
         trained = model.gibbs_sweep(trained)
     from_noise = model.gibbs_chain(chains, sweeps)
-    bias = model.base_visible_bias
-    reverse = dbm_log_partition_reverse(model, trained, steps=ais_steps)
-    return {"log_f_training_chains": log_path(model, trained, 1.0, bias).mean().item(),
-            "log_f_noise_chains": log_path(model, from_noise, 1.0, bias).mean().item(),
+    reverse = dbm_log_partition_reverse(model, trained, steps=ais_steps, base=base)
+    return {"log_f_training_chains": log_path(model, trained, 1.0, base).mean().item(),
+            "log_f_noise_chains": log_path(model, from_noise, 1.0, base).mean().item(),
             "ais_log_z_reverse": reverse.log_z, "ais_log_z_reverse_stderr": reverse.stderr}
 
 

@@ -109,17 +109,17 @@ class DBM(PyroModule):
         return scale * total
 
     def gibbs_sweep(self, states: States, scale: float = 1.0,
-                    visible_bias: torch.Tensor | None = None) -> States:
+                    base: list[torch.Tensor] | None = None) -> States:
         r"""One sweep: every odd layer given the even ones, then every even layer given the odd
-        ones, at inverse temperature ``scale``. ``visible_bias`` adds
-        :math:`(1-\beta)\, b_A` to the visible input (the AIS path of
+        ones, at inverse temperature ``scale``. ``base`` (one bias vector per layer) adds
+        :math:`(1-\beta)\, a_l` to each layer's input (the AIS path of
         :mod:`pyro_dgm.infer.ais_gibbs`)."""
         states = list(states)
         for parity in (1, 0):
             for l in range(parity, self.depth + 1, 2):
                 logits = self.layer_input(states, l, scale)
-                if l == 0 and visible_bias is not None:
-                    logits = logits + (1 - scale) * visible_bias
+                if base is not None:
+                    logits = logits + (1 - scale) * base[l]
                 states[l] = torch.bernoulli(torch.sigmoid(logits))
         return states
 

@@ -16,6 +16,7 @@ from pyro_dgm.infer import Trainer, build_objective
 from pyro_dgm.infer.ais_gibbs import (
     LogPartition,
     all_binary,
+    data_base_biases,
     dbm_log_likelihood,
     dbm_log_partition,
     dbm_log_partition_reverse,
@@ -199,6 +200,16 @@ def two_mode_rbm(visible: int = 16, hidden: int = 8, weight: float = 2.0) -> RBM
     return rbm
 
 
+def test_a_base_with_the_data_hidden_activity_finds_the_mode_the_default_base_misses():
+    torch.manual_seed(0)
+    rbm = two_mode_rbm()
+    exact = exact_log_partition(rbm)
+    base = data_base_biases(rbm, [rbm.hidden_probs(torch.ones(5, 16))])
+    assert torch.sigmoid(base[1]).min() > 0.9  # the data switch every hidden unit on
+    assert dbm_log_partition(rbm, steps=1000, chains=16).log_z < exact - 10
+    assert abs(dbm_log_partition(rbm, steps=1000, chains=16, base=base).log_z - exact) < 2
+
+
 def test_the_data_floor_of_log_z_is_certified_and_counts_each_state_once():
     torch.manual_seed(0)
     rbm = randomized(RBM(8, 6), seed=3)
@@ -214,8 +225,8 @@ def test_the_data_floor_of_log_z_is_certified_and_counts_each_state_once():
 
 def test_an_ais_estimate_that_missed_a_mode_is_flagged_not_reported_as_valid():
     torch.manual_seed(0)
-    rbm = two_mode_rbm()
-    test = Dataset.from_tensors(torch.ones(5, 16))
+    rbm = two_mode_rbm()  # test digits mostly all-off: the base from their hidden means, too
+    test = Dataset.from_tensors(torch.cat([torch.ones(5, 16), torch.zeros(45, 16)]))
     metrics = ais_metrics(rbm, EmptyGuide(), test, steps=200, chains=16)
     assert metrics["ais_log_z"] < exact_log_partition(rbm) - 10  # AIS missed the all-on mode
     assert metrics["ais_log_z_floor"] == pytest.approx(exact_log_partition(rbm), abs=0.01)
@@ -251,7 +262,11 @@ def test_forward_and_reverse_ais_bracket_a_log_z_that_forward_ais_alone_misses()
     assert forward.log_z < exact - 10 and reverse.log_z > exact  # the gap shows the failure
 
 
-def test_reverse_ais_refuses_states_of_the_wrong_shape():
+def test_reverse_ais_and_the_base_refuse_states_of_the_wrong_shape():
     rbm = RBM(8, 6)
     with pytest.raises(PyroDGMError, match="one state per layer of sizes"):
         dbm_log_partition_reverse(rbm, [torch.ones(4, 8)], steps=10)
+    with pytest.raises(PyroDGMError, match="finite biases for layers of sizes"):
+        dbm_log_partition(rbm, steps=10, chains=2, base=[torch.zeros(8), torch.zeros(5)])
+    with pytest.raises(PyroDGMError, match="means of 1 hidden layers"):
+        data_base_biases(rbm, [])

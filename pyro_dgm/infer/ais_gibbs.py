@@ -2,21 +2,23 @@ r"""The partition function and test log-likelihood of Boltzmann machines by anne
 sampling with Gibbs kernels: Salakhutdinov & Murray (2008) for the RBM, Salakhutdinov & Hinton
 (2009) for the DBM; the annealing loop is :func:`pyro_dgm.infer.ais.anneal`.
 
-**Path.** The base model :math:`A` has no couplings, visible biases :math:`b_A` (by default
-the model's ``base_visible_bias``, the logits of the training pixels' means) and zero hidden
-biases; the intermediate models are
-geometric averages of the *joint* densities, :math:`f_\beta(x) = \exp((1-\beta)\, b_A^\top v -
-\beta E(x))`: the DBM's parameters scaled by :math:`\beta`, plus :math:`(1-\beta) b_A` on the
-visible units. The odd layers (the RBM's hidden units, the DBM's first hidden layer) sum out
-analytically, so the AIS state is the even layers :math:`x_e` and
+**Path.** The base model :math:`A` has no couplings and biases :math:`a_l` on every layer: by
+default the model's ``base_visible_bias`` (the logits of the training pixels' means) on the
+visible units and zero on the hidden ones; :func:`data_base_biases` sets the hidden ones to the
+logits of the data's mean hidden activities as well, so that the chains start near the
+activity of the data rather than at uniform noise, from which a DBM's chains can fall into a
+region they never leave. The intermediate models are geometric averages of the *joint*
+densities, :math:`f_\beta(x) = \exp((1-\beta) \sum_l a_l^\top x_l - \beta E(x))`. The odd
+layers (the RBM's hidden units, the DBM's first hidden layer) sum out analytically, so the AIS
+state is the even layers :math:`x_e` and
 
 .. math::
 
-    \log f_\beta(x_e) = (1-\beta)\, b_A^\top v + \beta \sum_{l\ \mathrm{even}} b_l^\top x_l
+    \log f_\beta(x_e) = \sum_{l\ \mathrm{even}} \bigl((1-\beta)\, a_l + \beta\, b_l\bigr)^\top x_l
         + \sum_{l\ \mathrm{odd}} \sum_j \operatorname{softplus}\bigl(\beta\,
-          (b_l + W_l x_{l-1} + W_{l+1}^\top x_{l+1})_j\bigr),
+          (b_l + W_l x_{l-1} + W_{l+1}^\top x_{l+1})_j + (1-\beta)\, a_{l,j}\bigr),
 
-with :math:`\log Z_0 = \sum_i \operatorname{softplus}(b_{A,i}) + \sum_{l \ge 1} H_l \log 2`.
+with :math:`\log Z_0 = \sum_l \sum_j \operatorname{softplus}(a_{l,j})`.
 The kernel at :math:`\beta` is one Gibbs sweep of :math:`f_\beta` (odd layers, then even ones).
 The schedule is Salakhutdinov & Murray's, piecewise linear with its steps in proportion
 500 : 4,000 : 10,000 on :math:`[0, 0.5], [0.5, 0.9], [0.9, 1]`.
@@ -95,56 +97,77 @@ def pixel_logits(x: torch.Tensor, smoothing: float = 0.05) -> torch.Tensor:
     return torch.logit(means)
 
 
-def log_path(model, states, beta: float, visible_bias: torch.Tensor) -> torch.Tensor:
-    r""":math:`\log f_\beta(x_e)` of the module docstring, one value per chain."""
-    v = states[0]
-    log_f = (1 - beta) * (v @ visible_bias)
+def log_path(model, states, beta: float, base: list[torch.Tensor]) -> torch.Tensor:
+    r""":math:`\log f_\beta(x_e)` of the module docstring, one value per chain; ``base`` holds
+    the base model's biases :math:`a_l`, one tensor per layer."""
+    log_f = 0.0
     for l in range(0, model.depth + 1, 2):
-        log_f = log_f + beta * (states[l] @ model.biases[l])
+        log_f = log_f + states[l] @ ((1 - beta) * base[l] + beta * model.biases[l])
     for l in range(1, model.depth + 1, 2):
-        log_f = log_f + F.softplus(model.layer_input(states, l, scale=beta)).sum(-1)
+        inputs = model.layer_input(states, l, scale=beta) + (1 - beta) * base[l]
+        log_f = log_f + F.softplus(inputs).sum(-1)
     return log_f
 
 
-def _visible_bias(model, visible_bias) -> torch.Tensor:
-    device = model.biases[0].device
-    if visible_bias is None:
-        return model.base_visible_bias
-    visible_bias = torch.as_tensor(visible_bias, dtype=torch.float32, device=device)
-    if visible_bias.shape != (model.sizes[0],) or not bool(torch.isfinite(visible_bias).all()):
-        raise PyroDGMError(f"the base visible biases must be {model.sizes[0]} finite numbers, "
-                           f"got shape {tuple(visible_bias.shape)}")
-    return visible_bias
-
-
-def log_base_partition(model, visible_bias: torch.Tensor) -> float:
-    r""":math:`\log Z_0 = \sum_i \operatorname{softplus}(b_{A,i}) + \sum_{l\ge1} H_l \log 2`."""
-    return F.softplus(visible_bias).sum().item() + sum(model.sizes[1:]) * math.log(2)
+def default_base(model) -> list[torch.Tensor]:
+    """The base model's biases: the model's ``base_visible_bias`` and zero hidden biases."""
+    return [model.base_visible_bias, *(torch.zeros_like(b) for b in model.biases[1:])]
 
 
 @torch.no_grad()
-def dbm_log_partition(model, steps: int = 10000, chains: int = 100,
-                      base_visible_bias=None, progress: bool = False) -> LogPartition:
+def data_base_biases(model, hidden_means: list[torch.Tensor],
+                     clamp: float = 0.01) -> list[torch.Tensor]:
+    r"""The base model's biases with the hidden ones from data: :math:`a_l = \operatorname{logit}`
+    of the mean of ``hidden_means[l - 1]`` (one tensor (N, size_l) per hidden layer, e.g.
+    :math:`p(h \mid v)` of an RBM or the mean-field means of a DBM), clamped to
+    [``clamp``, 1 - ``clamp``]; the visible ones are the model's ``base_visible_bias``."""
+    if len(hidden_means) != model.depth:
+        raise PyroDGMError(f"the base needs the means of {model.depth} hidden layers, "
+                           f"got {len(hidden_means)}")
+    means = [m.mean(0).clamp(clamp, 1 - clamp) for m in hidden_means]
+    return check_base(model, [model.base_visible_bias, *map(torch.logit, means)])
+
+
+def check_base(model, base) -> list[torch.Tensor]:
+    """``base`` (one bias vector per layer; None: :func:`default_base`) as float tensors on the
+    model's device, or one sentence saying what is wrong."""
+    if base is None:
+        return default_base(model)
+    device = model.biases[0].device
+    base = [torch.as_tensor(a, dtype=torch.float32, device=device) for a in base]
+    if [tuple(a.shape) for a in base] != [(size,) for size in model.sizes] \
+            or not all(bool(torch.isfinite(a).all()) for a in base):
+        raise PyroDGMError(f"the base model needs finite biases for layers of sizes {model.sizes}, "
+                           f"got shapes {[tuple(a.shape) for a in base]}")
+    return base
+
+
+def log_base_partition(base: list[torch.Tensor]) -> float:
+    r""":math:`\log Z_0 = \sum_l \sum_j \operatorname{softplus}(a_{l,j})`."""
+    return sum(F.softplus(a).sum().item() for a in base)
+
+
+@torch.no_grad()
+def dbm_log_partition(model, steps: int = 10000, chains: int = 100, base=None,
+                      progress: bool = False) -> LogPartition:
     """AIS estimate of the DBM's (or RBM's) :math:`\\log Z`: ``chains`` chains annealed over
-    ``steps`` Gibbs sweeps (see the module docstring)."""
+    ``steps`` Gibbs sweeps from the base model with biases ``base`` (see the module docstring)."""
     if not isinstance(chains, int) or isinstance(chains, bool) or chains < 2:
         raise PyroDGMError(f"AIS needs at least 2 chains, got {chains!r}")
-    bias = _visible_bias(model, base_visible_bias)
-    betas = salakhutdinov_murray_schedule(steps)
-    start = model.noise(chains)  # the hidden layers of f_0 are uniform
-    start[0] = torch.bernoulli(torch.sigmoid(bias).expand(chains, -1))
+    base = check_base(model, base)
+    start = [torch.bernoulli(torch.sigmoid(a).expand(chains, -1)) for a in base]
     estimate = anneal(
-        start, lambda s: log_path(model, s, 0.0, bias), lambda s: log_path(model, s, 1.0, bias),
-        lambda s, beta: model.gibbs_sweep(s, scale=beta, visible_bias=bias), betas,
-        progress=progress, log_path=lambda s, beta: log_path(model, s, beta, bias))
-    log_z0 = log_base_partition(model, bias)
-    return LogPartition(log_z=estimate.log_mean.item() + log_z0,
+        start, lambda s: log_path(model, s, 0.0, base), lambda s: log_path(model, s, 1.0, base),
+        lambda s, beta: model.gibbs_sweep(s, scale=beta, base=base),
+        salakhutdinov_murray_schedule(steps), progress=progress,
+        log_path=lambda s, beta: log_path(model, s, beta, base))
+    return LogPartition(log_z=estimate.log_mean.item() + log_base_partition(base),
                         stderr=estimate.stderr.item(), ess=estimate.ess.item(),
                         steps=steps, chains=chains)
 
 
 @torch.no_grad()
-def dbm_log_partition_reverse(model, samples, steps: int = 10000, base_visible_bias=None,
+def dbm_log_partition_reverse(model, samples, steps: int = 10000, base=None,
                               progress: bool = False) -> LogPartition:
     """Reverse AIS estimate of the DBM's (or RBM's) :math:`\\log Z` from ``samples`` of the
     model (a list of layer states, one row per chain, e.g. persistent chains), annealed from
@@ -158,22 +181,22 @@ def dbm_log_partition_reverse(model, samples, steps: int = 10000, base_visible_b
     chains = samples[0].shape[0]
     if chains < 2:
         raise PyroDGMError(f"AIS needs at least 2 chains, got {chains!r}")
-    bias = _visible_bias(model, base_visible_bias)
+    base = check_base(model, base)
     alphas = 1 - salakhutdinov_murray_schedule(steps).flip(0)  # beta = 1 - alpha, from 1 to 0
     estimate = anneal(
-        samples, lambda s: log_path(model, s, 1.0, bias), lambda s: log_path(model, s, 0.0, bias),
-        lambda s, alpha: model.gibbs_sweep(s, scale=1 - alpha, visible_bias=bias), alphas,
-        progress=progress, log_path=lambda s, alpha: log_path(model, s, 1 - alpha, bias))
-    return LogPartition(log_z=log_base_partition(model, bias) - estimate.log_mean.item(),
+        samples, lambda s: log_path(model, s, 1.0, base), lambda s: log_path(model, s, 0.0, base),
+        lambda s, alpha: model.gibbs_sweep(s, scale=1 - alpha, base=base), alphas,
+        progress=progress, log_path=lambda s, alpha: log_path(model, s, 1 - alpha, base))
+    return LogPartition(log_z=log_base_partition(base) - estimate.log_mean.item(),
                         stderr=estimate.stderr.item(), ess=estimate.ess.item(),
                         steps=steps, chains=chains)
 
 
-def rbm_log_partition(rbm, steps: int = 10000, chains: int = 100, base_visible_bias=None,
+def rbm_log_partition(rbm, steps: int = 10000, chains: int = 100, base=None,
                       progress: bool = False) -> LogPartition:
     """AIS estimate of the RBM's :math:`\\log Z` (Salakhutdinov & Murray 2008): the DBM path
     with one hidden layer, the hidden units summed out."""
-    return dbm_log_partition(rbm, steps, chains, base_visible_bias, progress)
+    return dbm_log_partition(rbm, steps, chains, base, progress)
 
 
 @torch.no_grad()
@@ -238,7 +261,7 @@ def exact_log_marginal(model, x: torch.Tensor) -> torch.Tensor:
     units = sum(_even_hidden_sizes(model))
     _check_enumerable(units)
     hidden = all_binary(units).to(x)
-    log_f = log_path(model, _with_even_hidden(model, x, hidden), 1.0, x.new_zeros(x.shape[1]))
+    log_f = log_path(model, _with_even_hidden(model, x, hidden), 1.0, default_base(model))
     return torch.logsumexp(log_f.view(x.shape[0], -1), -1)
 
 

@@ -24,6 +24,7 @@ from pyro_dgm import plots
 from pyro_dgm.guides.boltzmann import MeanFieldDBM
 from pyro_dgm.guides.empty import EmptyGuide
 from pyro_dgm.infer.ais_gibbs import (
+    data_base_biases,
     dbm_log_likelihood,
     dbm_log_partition,
     log_partition_floor,
@@ -61,11 +62,21 @@ def encoder(model, guide):
 
 
 @torch.no_grad()
+def ais_base(model, guide, x: torch.Tensor) -> list[torch.Tensor]:
+    """The AIS base model's biases from the digits ``x``: the pixel logits of the training
+    digits and the logits of the mean hidden activity of ``x``, :math:`p(h \\mid v)` (RBM) or
+    the mean-field means (DBM); see :func:`pyro_dgm.infer.ais_gibbs.data_base_biases`."""
+    hidden_means = (guide.mean_field(x)[1:] if isinstance(guide, MeanFieldDBM)
+                    else [model.hidden_probs(x)])
+    return data_base_biases(model, hidden_means)
+
+
+@torch.no_grad()
 def ais_metrics(model, guide, test, *, steps: int, chains: int, seed: int = 0) -> dict:
     """``test_elbo``, ``nll``, ``nll_method: "ais"`` and the AIS run's ``ais_*`` numbers."""
     torch.manual_seed(seed)
     x = test.observed(device=device_of(model))
-    log_z = dbm_log_partition(model, steps, chains)
+    log_z = dbm_log_partition(model, steps, chains, ais_base(model, guide, x))
     if isinstance(guide, MeanFieldDBM):  # log P*(v) >= the mean-field bound
         log_unnormalized = dbm_log_likelihood(model, guide, x, 0.0)
     else:
