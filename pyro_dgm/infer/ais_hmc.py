@@ -42,10 +42,10 @@ import pyro.poutine as poutine
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer.ais import anneal, sigmoid_schedule
 from pyro_dgm.infer.estimators import (
-    _per_example,
     plate_nesting,
     progress_shown,
     sample_sites,
+    site_log_prob_per_example,
 )
 
 TARGET_ACCEPTANCE = 0.65
@@ -133,7 +133,7 @@ class LatentPath:
             for site in sample_sites(trace):
                 if site["infer"].get("_deterministic"):
                     continue
-                log_p = _per_example(site, self.max_plate_nesting + 1)
+                log_p = site_log_prob_per_example(site, self.max_plate_nesting + 1)
                 if site["name"] == self.site:
                     log_prior = log_prior + log_p
                 else:
