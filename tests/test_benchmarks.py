@@ -256,6 +256,7 @@ BAD_ARGUMENTS = [
     ("gan_modes.py", ["--seeds", "0,one"]),
     ("gan_vs_vae_ais.py", ["--sigmas", "0.1,0"]),
     ("gan_vs_vae_ais.py", ["--models", "gan,rbm"]),
+    ("gan_vs_vae_ais.py", ["--gradient-penalty", "-1"]),
     ("boltzmann_mnist.py", ["--variants", "rbm,gan"]),
     ("boltzmann_mnist.py", ["--minutes", "0"]),
 ]
