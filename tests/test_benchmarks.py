@@ -158,6 +158,17 @@ def check_gan_modes(out: Path):
         assert_finite(r["class_entropy"], r["train_seconds"])
     assert 0 <= rows[0]["high_quality_fraction"] <= 1
     assert_table(out / "gan_modes.md", 3)
+def check_gan_vs_vae_ais(out: Path):
+    report = read_json(out / "gan_vs_vae_ais.json")
+    assert [r["model"] for r in report["rows"]] == ["gan", "vae"]
+    for r in report["rows"]:
+        assert_finite(r["test_loglik"], r["test_loglik_stderr"], r["train_seconds"],
+                      *r["valid_loglik"].values())
+        assert r["sigma"] in report["sigmas"] and str(r["sigma"]) in r["valid_loglik"]
+        assert r["valid_loglik"][str(r["sigma"])] == max(r["valid_loglik"].values())
+    assert_table(out / "gan_vs_vae_ais.md", 2)
+
+
 def check_boltzmann_mnist(out: Path):
     rows = read_json(out / "table.json")
     assert [r["variant"] for r in rows] == ["rbm-pcd", "rbm-cd", "dbm"]
@@ -199,6 +210,10 @@ SMOKE = [
                         "22,44", "--out", "OUT"], "mnist", check_ais_vs_iwae),
     ("gan_modes.py", ["--seeds", "0", "--epochs", "1", "--n-train", "200", "--mnist-seconds",
                       "0.5", "--out", "OUT"], "mnist", check_gan_modes),
+    ("gan_vs_vae_ais.py", ["--minutes", "0.005", "--z-dim", "2", "--sigmas", "0.1,0.2",
+                           "--n-valid", "5", "--valid-steps", "3", "--n-test", "10",
+                           "--ais-steps", "5", "--ais-chains", "2", "--leapfrog-steps", "2",
+                           "--out", "OUT"], "mnist", check_gan_vs_vae_ais),
     ("boltzmann_mnist.py", ["--minutes", "0.02", "--hidden", "8", "--layers", "8,8",
                             "--pretrain-epochs", "1", "--ais-steps", "20", "--ais-chains", "4",
                             "--n-test", "20", "--out", "OUT"], "mnist", check_boltzmann_mnist),
@@ -242,6 +257,9 @@ BAD_ARGUMENTS = [
 
 
     ("gan_modes.py", ["--seeds", "0,one"]),
+    ("gan_vs_vae_ais.py", ["--sigmas", "0.1,0"]),
+    ("gan_vs_vae_ais.py", ["--models", "gan,rbm"]),
+    ("gan_vs_vae_ais.py", ["--gradient-penalty", "-1"]),
     ("boltzmann_mnist.py", ["--variants", "rbm,gan"]),
     ("boltzmann_mnist.py", ["--minutes", "0"]),
 ]

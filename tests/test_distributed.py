@@ -121,6 +121,8 @@ CASES = {
     "ss-elbo": ("m2", "bars-ssl", {"z_dim": 2, "hidden": 8}),
     **{name: ("polyreg", "polyreg", {"hidden": 8}) for name in ("sleep", "csis")},
     **{name: ("air", "multi-mnist", SMALL_AIR) for name in ("count-enum", "tracegraph-steps")},
+    "adversarial": ("gan", "toy2d", {"z_dim": 2, "hidden": 8}),
+    **{name: ("rbm", "bars", {"hidden": 4}) for name in ("pcd", "cd")},
 }
 UNDECLARED = "undeclared-test-objective"  # registered in the workers only
 
@@ -317,8 +319,8 @@ def test_every_objective_is_data_parallel_or_refused_by_name(ranks):
     for name, result in first.items():
         declared = OBJECTIVES[name].data_parallel if name in OBJECTIVES else None
         if declared is not True:
-            # refused by the Trainer, or (an objective of another model family: pcd, adversarial)
-            # already by its own build on the test's VAE; either way one sentence naming it
+            # refused by the Trainer, or (an objective of another model family) already by its
+            # own build on the test's VAE; either way one sentence naming it
             assert isinstance(result, str) and name in result, (name, result)
             continue
         assert name in CASES, f"objective {name!r} is declared data-parallel: give it a case"

@@ -33,7 +33,12 @@ players' losses (without the penalty) are recorded per step as ``step_metrics``
 (``discriminator_loss``, ``generator_loss``), so each epoch of the history carries them.
 
 Under data parallelism each rank draws its own fakes for its shard and every term is a sum
-over examples (the penalty too), so the summed gradients are those of the global batch.
+over examples (the penalty too), so the summed gradients are those of the global batch. The
+discriminator is an ordinary parameter of this loss module, stepped by the Trainer's one
+optimizer (there is no optimizer step inside the loss): it is built in ``prepare``, before the
+Trainer gathers, broadcasts and sums the gradients of every parameter, so it stays the same on
+every rank. Hence ``data_parallel`` and ``bf16`` (sums of softplus of logits, no difference of
+large terms) are both declared.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from pyro.poutine import Trace
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer.objectives import (
     Objective,
+    STATELESS,
     ObjectiveLoss,
     register_objective,
     with_surrogate_gradient,
@@ -129,5 +135,5 @@ register_objective(Objective(
                    "simultaneous steps, optional R1 penalty (Goodfellow et al. 2014)",
     lambda model, guide, disc_hidden, disc_depth, gradient_penalty: Adversarial(
         model, guide, disc_hidden, disc_depth, gradient_penalty),
-    {"disc_hidden": 256, "disc_depth": 2, "gradient_penalty": 0.0},
+    {"disc_hidden": 256, "disc_depth": 2, "gradient_penalty": 0.0}, **STATELESS,
 ))

@@ -37,15 +37,17 @@ from torch.distributions import constraints
 from tqdm import tqdm
 
 import pyro
+import pyro.distributions as dist
 import pyro.poutine as poutine
+from pyro.poutine.messenger import Messenger
 
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.infer.ais import anneal, sigmoid_schedule
 from pyro_dgm.infer.estimators import (
-    _per_example,
     plate_nesting,
     progress_shown,
     sample_sites,
+    site_log_prob_per_example,
 )
 
 TARGET_ACCEPTANCE = 0.65
@@ -133,7 +135,7 @@ class LatentPath:
             for site in sample_sites(trace):
                 if site["infer"].get("_deterministic"):
                     continue
-                log_p = _per_example(site, self.max_plate_nesting + 1)
+                log_p = site_log_prob_per_example(site, self.max_plate_nesting + 1)
                 if site["name"] == self.site:
                     log_prior = log_prior + log_p
                 else:
@@ -303,6 +305,37 @@ def ais_metrics(model: Callable, x: torch.Tensor, steps: int, chains: int,
     return {"ais_nll": result.nll, "ais_nll_stderr": stderr if math.isfinite(stderr) else None,
             "ais_steps": steps, "ais_chains": chains, "ais_leapfrog_steps": leapfrog_steps,
             "ais_acceptance": result.acceptance.mean().item()}
+
+
+# -- Wu et al.'s observation model for any decoder -------------------------------------------
+def check_obs_scale(scale) -> float:
+    """``scale`` if it is a positive, finite number; otherwise one sentence."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) \
+            or not (math.isfinite(scale) and scale > 0):
+        raise PyroDGMError(f"the observation scale sigma must be a positive, finite number, "
+                           f"got {scale!r}")
+    return float(scale)
+
+
+class GaussianObservation(Messenger):
+    r"""Score a decoder's observed site under Wu et al.'s (2017) Gaussian observation model,
+
+    .. math:: p_\sigma(x \mid z) = \mathcal N(x;\, \mu(z),\, \sigma^2 I),
+
+    with :math:`\mu(z)` the mean of the distribution the model gives its site ``site`` (a GAN
+    generator's :math:`G(z)`, a Bernoulli decoder's pixel probabilities, a Gaussian decoder's
+    mean) and :math:`\sigma` = ``scale``: the same density family for every decoder, so that
+    their AIS log-likelihoods compare. The prior and the rest of the program are untouched.
+    """
+
+    def __init__(self, scale: float, site: str = "x"):
+        super().__init__()
+        self.scale, self.site = check_obs_scale(scale), site
+
+    def _pyro_sample(self, msg: dict) -> None:
+        if msg["name"] == self.site and msg["is_observed"]:
+            fn = msg["fn"]
+            msg["fn"] = dist.Normal(fn.mean, self.scale).to_event(fn.event_dim)
 
 
 def refuse_ais(model, ais_steps, ais_chains, reason: str) -> None:

@@ -80,12 +80,16 @@ def guess_max_plate_nesting(model, guide, x) -> int:
     return plate_nesting(guide_trace, model_trace)
 
 
-def _per_example(site: dict, n_particle_dims: int) -> torch.Tensor:
-    """A site's log-density summed over everything but the particle and data dimensions.
+def site_log_prob_per_example(site: dict, n_particle_dims: int) -> torch.Tensor:
+    r"""One sample site's log-density per particle and example: :math:`\log p(v_{s,n})` summed
+    over every dimension but the particle plate's (outermost) and ``plate("data")``'s.
 
-    Shape ``(k, N)``, where either may be 1 where the site does not vary along it (broadcast
-    it against ``(k, N)``). ``n_particle_dims`` is the particle plate's depth,
-    ``max_plate_nesting + 1``.
+    ``site`` is a node of a trace after ``trace.compute_log_prob()`` (its ``unscaled_log_prob``
+    and ``mask`` are read, the plates' subsampling ``scale`` is not: each example counts once).
+    The result has shape ``(k, N)``, where either may be 1 where the site does not vary along
+    it (broadcast it against ``(k, N)``). ``n_particle_dims`` is the particle plate's depth,
+    ``max_plate_nesting + 1``. A site outside ``plate("data")`` is refused in one sentence.
+    Used by the importance weights here and by AIS (:mod:`pyro_dgm.infer.ais_hmc`).
     """
     log_prob = scale_and_mask(site["unscaled_log_prob"], mask=site["mask"])
     data_frames = [f for f in site["cond_indep_stack"] if f.name == DATA_PLATE]
@@ -127,7 +131,7 @@ def per_example_log_density(trace, max_plate_nesting: int, observed: bool | None
     for site in sample_sites(trace):
         if site["infer"].get("_deterministic") or observed not in (None, site["is_observed"]):
             continue
-        total = total + _per_example(site, max_plate_nesting + 1)
+        total = total + site_log_prob_per_example(site, max_plate_nesting + 1)
     return total
 
 
@@ -158,7 +162,7 @@ def _nonfinite_site(model_trace, guide_trace, max_plate_nesting: int, bad: Calla
     a value that ``bad`` flags; ``"?"`` if none does."""
     for trace in (model_trace, guide_trace):
         for site in sample_sites(trace):
-            if bad(_per_example(site, max_plate_nesting + 1)).any():
+            if bad(site_log_prob_per_example(site, max_plate_nesting + 1)).any():
                 return site["name"]
     return "?"
 
