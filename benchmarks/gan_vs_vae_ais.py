@@ -5,9 +5,8 @@ generative models", compare GANs and VAEs on MNIST by annealed importance sampli
 prior to the posterior with HMC, every decoder scored under a Gaussian observation model
 :math:`p_\\sigma(x \\mid z) = \\mathcal N(x;\\, \\mu(z),\\, \\sigma^2 I)`, :math:`\\sigma` chosen to
 maximize the log-likelihood of held-out validation data. They report log-likelihoods in nats per
-image (positive: a density over grey levels): on MNIST GANs about 300 and VAEs above 1,000
-(the figures this project's task quotes from their MNIST table; the table itself could not be
-found offline, so treat them as approximate).
+image (positive: a density over grey levels): on MNIST GANs about 300 and VAEs about 1,000
+(recalled, not checked: their table is not among the stored copies here; approximate).
 
 The protocol here, the honest version of theirs that the zoo allows:
 
