@@ -2,7 +2,7 @@
 layer or of layers below it, the imports between modules form no cycle, and every module
 imports on its own.
 
-Bottom to top: errors, registry < distributions, nn, data, plots, tracking < models, guides
+Bottom to top: errors, registry < distributions, nn, data, plots, tables, tracking < models, guides
 < infer < zoo < experiment < compare, studies (loops over experiments) < cli. The package ``pyro_dgm`` itself (its ``__init__``, which gathers the public
 names) and ``pyro_dgm.__main__`` sit at the top with cli. Imports are read from the source with
 ``ast``, including those inside functions: a lazy import that climbs a layer still ties the lower
@@ -22,7 +22,7 @@ SOURCES = {"pyro_dgm": ROOT / "pyro_dgm", "pyro_dgm.models": ROOT / "models",
 LAYERS = (
     ("pyro_dgm.errors", "pyro_dgm.registry"),
     ("pyro_dgm.distributions", "pyro_dgm.nn", "pyro_dgm.data", "pyro_dgm.plots",
-     "pyro_dgm.tracking"),
+     "pyro_dgm.tables", "pyro_dgm.tracking"),
     ("pyro_dgm.models", "pyro_dgm.guides"),
     ("pyro_dgm.infer",),
     ("pyro_dgm.zoo",),
