@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="training budget of each variant, in minutes of steps")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated, from {','.join(VARIANTS)} (default all)")
-    parser.add_argument("--lr", type=float, default=None, help="default: the zoo's (1e-3)")
+    parser.add_argument("--lr", type=float, default=None, help="default: the zoo's (3e-4)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--chains", type=int, default=100)
     parser.add_argument("--cd-steps", type=int, default=1)
