@@ -114,7 +114,7 @@ def chain_checks(model, chains: int, ais_steps: int, base, sweeps: int = 1000) -
         trained = model.noise(chains)
     for _ in range(sweeps):
         trained = model.gibbs_sweep(trained)
-    from_noise = model.gibbs_chain(chains, sweeps)
+    from_noise = model.gibbs_chain(chains, sweeps, start=model.noise(chains))
     reverse = dbm_log_partition_reverse(model, trained, steps=ais_steps, base=base)
     return {"log_f_training_chains": log_path(model, trained, 1.0, base).mean().item(),
             "log_f_noise_chains": log_path(model, from_noise, 1.0, base).mean().item(),
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cd-steps", type=int, default=1)
     parser.add_argument("--hidden", type=int, default=None, help="RBM hidden units (500)")
     parser.add_argument("--layers", default=None, help="DBM layers, e.g. 500,1000 (default)")
-    parser.add_argument("--pretrain-epochs", type=int, default=0,
+    parser.add_argument("--pretrain-epochs", type=int, default=2,
                         help="greedy CD-1 pretraining epochs per DBM layer (0: none)")
     parser.add_argument("--ais-steps", type=int, default=10000)
     parser.add_argument("--ais-chains", type=int, default=100)

@@ -54,7 +54,8 @@ class DBM(PyroModule):
     :math:`\log P^*(x_n, h_n) = -E(x_n, h_n)`, **without** :math:`-\log Z`, so the ELBO of the
     mean-field guide (:class:`pyro_dgm.guides.boltzmann.MeanFieldDBM`) is
     :math:`\mathbb E_q[-E] + H(q)`, the variational bound of Salakhutdinov & Hinton (2009) up
-    to :math:`\log Z`. ``sample_steps`` Gibbs sweeps from uniform noise make ``sample(n)``.
+    to :math:`\log Z`. ``sample_steps`` Gibbs sweeps from :meth:`start_states` make
+    ``sample(n)``.
     """
 
     def __init__(self, visible: int, layers=(500, 1000), init_scale: float = 0.01,
@@ -124,14 +125,25 @@ class DBM(PyroModule):
         return states
 
     def noise(self, n: int) -> States:
-        """``n`` uniform random states of every layer (the start of a Gibbs chain)."""
+        """``n`` uniform random states of every layer (the persistent chains' start)."""
         device = self.biases[0].device
         return [torch.bernoulli(torch.full((n, size), 0.5, device=device)) for size in self.sizes]
 
+    def start_states(self, n: int) -> States:
+        r"""``n`` starts of sampling chains: visible units drawn from the training pixels' means
+        (:math:`\sigma` of ``base_visible_bias``), hidden units off. From uniform noise the
+        chains of a trained DBM can settle where the first hidden layer is off (the top layer's
+        random input silences it) and stay there for thousands of sweeps; from the data's pixel
+        statistics they reach the digits (README, "Boltzmann machines and AIS")."""
+        device = self.biases[0].device
+        visible = torch.bernoulli(torch.sigmoid(self.base_visible_bias).expand(n, -1))
+        return [visible, *(torch.zeros(n, size, device=device) for size in self.sizes[1:])]
+
     @torch.no_grad()
-    def gibbs_chain(self, n: int, steps: int) -> States:
-        """The states after ``steps`` Gibbs sweeps from uniform noise, ``n`` chains."""
-        states = self.noise(n)
+    def gibbs_chain(self, n: int, steps: int, start: States | None = None) -> States:
+        """The states after ``steps`` Gibbs sweeps of ``n`` chains from ``start``
+        (default :meth:`start_states`)."""
+        states = self.start_states(n) if start is None else list(start)
         for _ in range(steps):
             states = self.gibbs_sweep(states)
         return states

@@ -270,3 +270,13 @@ def test_reverse_ais_and_the_base_refuse_states_of_the_wrong_shape():
         dbm_log_partition(rbm, steps=10, chains=2, base=[torch.zeros(8), torch.zeros(5)])
     with pytest.raises(PyroDGMError, match="means of 1 hidden layers"):
         data_base_biases(rbm, [])
+
+
+def test_sampling_chains_start_from_the_pixel_means_with_the_hidden_units_off():
+    torch.manual_seed(0)
+    dbm = DBM(16, [8, 4], visible_logits=torch.linspace(-3, 3, 16))
+    start = dbm.start_states(4000)
+    assert [tuple(state.shape) for state in start] == [(4000, 16), (4000, 8), (4000, 4)]
+    assert torch.allclose(start[0].mean(0), torch.sigmoid(torch.linspace(-3, 3, 16)), atol=0.03)
+    assert start[1].sum() == 0 and start[2].sum() == 0
+    assert dbm.sample(3).shape == (3, 16)
