@@ -34,6 +34,7 @@ from pyro_dgm.errors import PyroDGMError, run_or_exit
 from pyro_dgm.experiment import Experiment, make_config
 from pyro_dgm.infer import log_likelihood_bounds
 from pyro_dgm.infer.ais_hmc import ais_log_likelihood, latent_site
+from pyro_dgm.tables import markdown_table
 
 
 def trained(args) -> Experiment:
@@ -90,16 +91,17 @@ def compare(experiment: Experiment, args) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| decoder evals / example | IWAE-k NLL | s | AIS T x C | AIS NLL ± stderr | "
-             "acceptance | s |", "|---|---|---|---|---|---|---|"]
+    header = ["decoder evals / example", "IWAE-k NLL", "s", "AIS T x C", "AIS NLL ± stderr",
+              "acceptance", "s"]
+    lines = []
     for r in rows:
-        iwae = (f"{r['iwae_nll']:.2f} (k={r['iwae_k']}) | {r['iwae_seconds']:.0f}"
-                if "iwae_nll" in r else "- | -")
-        ais = (f"{r['ais_steps']} x {r['ais_chains']} | {r['ais_nll']:.2f} ± "
-               f"{r['ais_nll_stderr']:.2f} | {r['ais_acceptance']:.2f} | {r['ais_seconds']:.0f}"
-               if "ais_nll" in r else "- | - | - | -")
-        lines.append(f"| {r['budget']} | {iwae} | {ais} |")
-    return "\n".join(lines) + "\n"
+        iwae = ([f"{r['iwae_nll']:.2f} (k={r['iwae_k']})", f"{r['iwae_seconds']:.0f}"]
+                if "iwae_nll" in r else ["-", "-"])
+        ais = ([f"{r['ais_steps']} x {r['ais_chains']}",
+                f"{r['ais_nll']:.2f} ± {r['ais_nll_stderr']:.2f}", f"{r['ais_acceptance']:.2f}",
+                f"{r['ais_seconds']:.0f}"] if "ais_nll" in r else ["-"] * 4)
+        lines.append([r["budget"], *iwae, *ais])
+    return markdown_table(header, lines)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,6 +28,7 @@ import torch
 
 from pyro_dgm.errors import PyroDGMError
 from pyro_dgm.experiment import Experiment, make_config
+from pyro_dgm.tables import markdown_table
 
 TOY = {"shape": "mixture", "z_dim": 4, "hidden": 128, "disc_hidden": 128,
        "gradient_penalty": 10.0}
@@ -54,17 +55,14 @@ def _number(value, digits: int = 3) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| data | setting | seed | epochs | modes covered | high-quality share | "
-             "class entropy (nats) | final D / G loss |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        setting = f"R1 gamma={r['settings'].get('gradient_penalty', 0.0)}"
-        lines.append(
-            f"| {r['dataset']} | {setting} | {r['seed']} | {r['epochs']} | "
-            f"{r['modes_covered']} / {r['modes']} | "
-            f"{_number(r.get('high_quality_fraction'))} | "
-            f"{r['class_entropy']:.3f} (max {math.log(r['modes']):.3f}) | "
-            f"{_number(r['discriminator_loss'])} / {_number(r['generator_loss'])} |")
-    return "\n".join(lines) + "\n"
+    header = ["data", "setting", "seed", "epochs", "modes covered", "high-quality share",
+              "class entropy (nats)", "final D / G loss"]
+    return markdown_table(header, [
+        [r["dataset"], f"R1 gamma={r['settings'].get('gradient_penalty', 0.0)}", r["seed"],
+         r["epochs"], f"{r['modes_covered']} / {r['modes']}",
+         _number(r.get("high_quality_fraction")),
+         f"{r['class_entropy']:.3f} (max {math.log(r['modes']):.3f})",
+         f"{_number(r['discriminator_loss'])} / {_number(r['generator_loss'])}"] for r in rows])
 
 
 def main(argv=None) -> None:

@@ -50,6 +50,7 @@ import pyro
 from pyro_dgm.errors import PyroDGMError, run_or_exit
 from pyro_dgm.experiment import Experiment, make_config
 from pyro_dgm.infer.ais_hmc import GaussianObservation, ais_log_likelihood, check_obs_scale
+from pyro_dgm.tables import markdown_table
 
 MODELS = ("gan", "vae")
 
@@ -94,16 +95,13 @@ def score(name: str, args, valid: torch.Tensor, test: torch.Tensor) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | z | train s (epochs) | validation log p(x) by sigma | sigma | "
-             "test log p(x), nats ± stderr | AIS T x C | acceptance |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        sweep = ", ".join(f"{s}: {v:.0f}" for s, v in r["valid_loglik"].items())
-        lines.append(f"| {r['model']} | {r['z_dim']} | {r['train_seconds']:.0f} ({r['epochs']}) | "
-                     f"{sweep} | {r['sigma']} | {r['test_loglik']:.1f} ± "
-                     f"{r['test_loglik_stderr']:.1f} | {r['ais_steps']} x {r['ais_chains']} | "
-                     f"{r['acceptance']:.2f} |")
-    return "\n".join(lines) + "\n"
+    header = ["model", "z", "train s (epochs)", "validation log p(x) by sigma", "sigma",
+              "test log p(x), nats ± stderr", "AIS T x C", "acceptance"]
+    return markdown_table(header, [
+        [r["model"], r["z_dim"], f"{r['train_seconds']:.0f} ({r['epochs']})",
+         ", ".join(f"{s}: {v:.0f}" for s, v in r["valid_loglik"].items()), r["sigma"],
+         f"{r['test_loglik']:.1f} ± {r['test_loglik_stderr']:.1f}",
+         f"{r['ais_steps']} x {r['ais_chains']}", f"{r['acceptance']:.2f}"] for r in rows])
 
 
 def main(argv: list[str] | None = None) -> None:
