@@ -40,6 +40,8 @@ from pyro_dgm.cli import main
 from pyro_dgm.infer.trainer import Trainer
 
 when, signame, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+# a Ctrl-C as at a terminal, even when the suite runs where SIGINT is ignored (nohup, `cmd &`)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 kill = lambda: os.kill(os.getpid(), getattr(signal, signame))
 if when.startswith("step="):  # signal just before optimizer step number `when`
     at, step = int(when[5:]), Trainer.step
