@@ -7,7 +7,10 @@ Their ``metrics.json`` and ``eval.json`` carry ``test_nll`` / ``nll`` with
 ``nll_method: "ais"``: for the RBM :math:`-\frac1N\sum_n (-F(x_n) - \log \hat Z)`, for the DBM
 the negative mean-field bound :math:`-\frac1N\sum_n (\mathbb E_Q[-E] + H(Q) - \log \hat Z)`,
 with :math:`\log \hat Z` (``ais_log_z``, ``ais_log_z_stderr``, ``ais_ess``) from ``ais_steps``
-Gibbs sweeps of ``ais_chains`` chains. After training the AIS is short (1,000 x 16: a check,
+Gibbs sweeps of ``ais_chains`` chains, started from a base model with the training pixels'
+means and the test digits' mean hidden activity (:func:`ais_base`). On binary data the AIS
+estimate is checked against its certified floor from the test digits (``ais_log_z_floor``);
+below it, ``ais_valid`` is false and ``warnings`` says why. After training the AIS is short (1,000 x 16: a check,
 not a result); ``pyro-dgm evaluate`` runs the published size (10,000 x 100 by default).
 ``test_elbo`` is the negative of that NLL (for the RBM a log-likelihood, for the DBM a bound).
 On grey levels (mnist without ``binarize=dynamic``) the number is a cross-entropy and
