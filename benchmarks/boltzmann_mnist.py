@@ -60,7 +60,7 @@ def train_and_score(variant: str, args) -> dict:
         settings["hidden"] = args.hidden
     if model == "dbm":
         if args.layers:
-            settings["layers"] = [int(h) for h in args.layers.split(",")]
+            settings["layers"] = args.layers
         if args.pretrain_epochs:
             settings["pretrain_epochs"] = args.pretrain_epochs
     config = make_config(model, dataset="mnist", objective=objective, seconds=args.minutes * 60,
@@ -170,6 +170,12 @@ def run(args) -> None:
         raise PyroDGMError("--minutes, --batch-size, --chains, --cd-steps, --ais-steps, "
                            "--ais-chains, --threads and --n-test must be positive, "
                            "--pretrain-epochs zero or more")
+    if args.layers:
+        try:
+            args.layers = [int(h) for h in args.layers.split(",")]
+        except ValueError:
+            raise PyroDGMError(f"--layers takes whole numbers separated by commas, got "
+                               f"{args.layers!r}") from None
     variants = args.variants.split(",")
     if set(variants) - set(VARIANTS):
         raise PyroDGMError(f"--variants takes names from {', '.join(VARIANTS)}, "

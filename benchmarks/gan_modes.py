@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from pyro_dgm.errors import PyroDGMError
+from pyro_dgm.compare import parse_seeds
+from pyro_dgm.errors import PyroDGMError, run_or_exit
 from pyro_dgm.experiment import Experiment, make_config
 from pyro_dgm.tables import markdown_table
 
@@ -74,30 +75,25 @@ def main(argv=None) -> None:
                         help="training seconds per MNIST run (0: no MNIST runs)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        parser.exit(2, f"error: --seeds takes whole numbers separated by commas, got "
-                       f"{args.seeds!r}\n")
+    run_or_exit(parser, run_all, argv)
+
+
+def run_all(args) -> None:
+    seeds = parse_seeds(args.seeds)
     if args.epochs < 1 or args.n_train < 200 or not args.mnist_seconds >= 0:
-        parser.exit(2, "error: --epochs must be at least 1, --n-train at least 200 and "
-                       "--mnist-seconds zero or more\n")
+        raise PyroDGMError("--epochs must be at least 1, --n-train at least 200 and "
+                           "--mnist-seconds zero or more")
     torch.set_num_threads(1)
-    try:
-        rows = [run("toy2d", {**TOY, "n_train": args.n_train}, seed, args, epochs=args.epochs,
-                    lr=2e-3, batch_size=200) for seed in seeds]
-        if args.mnist_seconds > 0:
-            rows += [run("mnist", {"protocol": "offline", "gradient_penalty": gamma}, 0, args,
-                         seconds=args.mnist_seconds) for gamma in (0.0, 10.0)]
-    except PyroDGMError as error:
-        parser.exit(2, f"error: {error}\n")
+    rows = [run("toy2d", {**TOY, "n_train": args.n_train}, seed, args, epochs=args.epochs,
+                lr=2e-3, batch_size=200) for seed in seeds]
+    if args.mnist_seconds > 0:
+        rows += [run("mnist", {"protocol": "offline", "gradient_penalty": gamma}, 0, args,
+                     seconds=args.mnist_seconds) for gamma in (0.0, 10.0)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gan_modes.json").write_text(json.dumps(rows, indent=2))
     (out / "gan_modes.md").write_text(table(rows))
     print(table(rows))
-
 
 if __name__ == "__main__":
     main()

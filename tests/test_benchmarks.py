@@ -262,6 +262,7 @@ BAD_ARGUMENTS = [
     ("gan_vs_vae_ais.py", ["--gradient-penalty", "-1"]),
     ("boltzmann_mnist.py", ["--variants", "rbm,gan"]),
     ("boltzmann_mnist.py", ["--minutes", "0"]),
+    ("boltzmann_mnist.py", ["--layers", "500,big"]),
 ]
 
 
